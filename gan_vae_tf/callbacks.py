@@ -1,0 +1,90 @@
+"""Callbacks that write a run directory as training goes: a PNG, a CSV row, a curve per epoch."""
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+
+from gan_vae_tf import plots
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Writes `samples/epoch_NNNN.png` from `render(model)`, which returns a uint8 mosaic.
+
+    The render function uses fixed inputs (noise, latent codes, a test batch), so the PNGs of
+    successive epochs show the same samples improving.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, render: Callable[[keras.Model], np.ndarray],
+                 scale: int = 2):
+        super().__init__()
+        self.folder = Path(run_dir) / "samples"
+        self.render = render
+        self.scale = scale
+
+    def on_epoch_end(self, epoch, logs=None):
+        plots.save_png(self.render(self.model), self.folder / f"epoch_{epoch + 1:04d}.png", self.scale)
+
+
+class History(keras.callbacks.Callback):
+    """Appends one row per epoch to `history.csv` (epoch, seconds, every logged metric), flushed
+    at once so a killed run keeps every finished epoch, and redraws `loss_curves.png`."""
+
+    def __init__(self, run_dir: str | os.PathLike, title: str = ""):
+        super().__init__()
+        self.path = Path(run_dir) / "history.csv"
+        self.curves = Path(run_dir) / "loss_curves.png"
+        self.title = title
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self._start, 3)}
+        row.update({k: float(v) for k, v in sorted((logs or {}).items())})
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
+        plots.loss_curves(read_history(self.path), self.curves, self.title)
+
+
+def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
+    """history.csv as columns of numbers."""
+    with Path(path).open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns: dict[str, list[float]] = {k: [] for k in (rows[0] if rows else {})}
+    for row in rows:
+        for k, v in row.items():
+            columns[k].append(float(v))
+    return columns
+
+
+def gan_renderer(noise: np.ndarray, ncol: int = 4) -> Callable[[keras.Model], np.ndarray]:
+    """A fixed-noise grid of generator samples (the tutorials' 4x4)."""
+    def render(model: keras.Model) -> np.ndarray:
+        images = keras.ops.convert_to_numpy(model.generator(noise, training=False))
+        return plots.grid(plots.to_uint8(images, (-1.0, 1.0)), ncol)
+    return render
+
+
+def vae_renderer(z: np.ndarray, batch: np.ndarray, ncol: int = 4) -> Callable[[keras.Model], np.ndarray]:
+    """Prior samples from fixed latent codes, beside test images over their reconstructions."""
+    def render(model: keras.Model) -> np.ndarray:
+        samples = keras.ops.convert_to_numpy(keras.ops.sigmoid(model.decode(z)))
+        mean, _ = model.encode(batch)
+        recon = keras.ops.convert_to_numpy(keras.ops.sigmoid(model.decode(mean)))
+        pairs = np.concatenate([batch, recon])  # originals on top, reconstructions below
+        return plots.side_by_side(plots.grid(plots.to_uint8(samples), ncol),
+                                  plots.grid(plots.to_uint8(pairs), len(batch)))
+    return render

@@ -1,0 +1,233 @@
+"""Run configuration: plain frozen data, named presets, command-line overrides, JSON round-trip.
+
+A config says everything a run needs; the models and the data code receive it and never read
+the command line or the environment themselves.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from gan_vae_tf.errors import UserError
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+DATASETS = ("mnist", "fashion_mnist", "anime")
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    image_size: int = 28
+    channels: int = 1
+    limit: int | None = None
+    binarize: bool = False  # static threshold at 0.5, as in the CVAE report
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """DCGAN sizes. The generator projects noise to `base_size` x `base_size` x `gen_base_width`,
+    then runs one Conv2DTranspose per entry of `gen_widths`/`gen_strides`; the last stride belongs
+    to the output layer."""
+
+    noise_dim: int = 100
+    kernel_size: int = 5
+    gen_base_width: int = 256
+    gen_widths: tuple[int, ...] = (128, 64)
+    gen_strides: tuple[int, ...] = (1, 2, 2)
+    gen_activation: str = "leaky_relu"
+    disc_widths: tuple[int, ...] = (64, 128)
+    disc_batchnorm: bool = False  # on every conv after the first, as in DCGAN-64
+    disc_dropout: float = 0.3
+    leaky_slope: float = 0.3
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """CVAE sizes. The decoder mirrors the encoder: a Dense to a small map of
+    `decoder_base_width` channels, then a stride-2 Conv2DTranspose per `decoder_widths` entry."""
+
+    latent_dim: int = 2
+    kernel_size: int = 3
+    encoder_widths: tuple[int, ...] = (32, 64)
+    decoder_base_width: int = 32
+    decoder_widths: tuple[int, ...] = (64, 32)
+    batchnorm: bool = False
+    activation: str = "relu"
+    likelihood: str = "bernoulli"
+    obs_sigma: float = 0.1  # std of the Gaussian likelihood for continuous pixels
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 256
+    learning_rate: float = 1e-4
+    beta_1: float = 0.9
+    seed: int = 0
+    precision: str = "auto"
+    steps_per_execution: int = 1
+
+
+@dataclass(frozen=True)
+class Config:
+    preset: str
+    model: str  # "gan" or "vae"
+    data: DataConfig = field(default_factory=DataConfig)
+    gan: GANConfig = field(default_factory=GANConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.data.image_size, self.data.image_size, self.data.channels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        sections = {f.name: f.type for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            if key not in sections:
+                continue
+            sub = _SECTIONS.get(key)
+            kwargs[key] = _build(sub, value) if sub else value
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "Config":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+_SECTIONS = {"data": DataConfig, "gan": GANConfig, "vae": VAEConfig, "train": TrainConfig}
+
+
+def _build(cls: type, values: dict[str, Any]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    clean = {}
+    for k, v in values.items():
+        if k in known:
+            clean[k] = tuple(v) if isinstance(v, list) else v
+    return cls(**clean)
+
+
+_MNIST = DataConfig(dataset="mnist", image_size=28, channels=1)
+_ANIME = DataConfig(dataset="anime", image_size=64, channels=3)
+
+PRESETS: dict[str, Config] = {
+    # TensorFlow DCGAN tutorial, as in the MNIST report: batch 256, 50 epochs, Adam 1e-4.
+    "gan-mnist": Config(preset="gan-mnist", model="gan", data=_MNIST,
+                        train=TrainConfig(epochs=50, batch_size=256, learning_rate=1e-4)),
+    # TensorFlow CVAE tutorial: binarized digits, latent 2, batch 32, 10 epochs, Adam 1e-4.
+    "vae-mnist": Config(preset="vae-mnist", model="vae",
+                        data=replace(_MNIST, binarize=True),
+                        train=TrainConfig(epochs=10, batch_size=32, learning_rate=1e-4)),
+    # Radford et al. DCGAN-64 (PyTorch tutorial layout): 4x4 kernels, BN + ReLU, Adam 2e-4/0.5.
+    "gan-anime": Config(
+        preset="gan-anime", model="gan", data=_ANIME,
+        gan=GANConfig(noise_dim=100, kernel_size=4, gen_base_width=512,
+                      gen_widths=(256, 128, 64), gen_strides=(2, 2, 2, 2),
+                      gen_activation="relu", disc_widths=(64, 128, 256, 512),
+                      disc_batchnorm=True, disc_dropout=0.0, leaky_slope=0.2),
+        train=TrainConfig(epochs=50, batch_size=128, learning_rate=2e-4, beta_1=0.5)),
+    # A PyTorch-VAE style CVAE: hidden widths 32..512 with BN + LeakyReLU, latent 128.
+    "vae-anime": Config(
+        preset="vae-anime", model="vae", data=_ANIME,
+        vae=VAEConfig(latent_dim=128, kernel_size=3, encoder_widths=(32, 64, 128, 256, 512),
+                      decoder_base_width=512, decoder_widths=(256, 128, 64, 32, 32),
+                      batchnorm=True, activation="leaky_relu", likelihood="gaussian",
+                      obs_sigma=0.1),
+        train=TrainConfig(epochs=50, batch_size=64, learning_rate=5e-4)),
+}
+
+
+def preset(name: str) -> Config:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def _parse_value(text: str, current: Any, name: str) -> Any:
+    if text.lower() in ("none", "null") and (current is None or name in ("data_dir", "limit")):
+        return None
+    try:
+        if isinstance(current, bool):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if isinstance(current, int) or name == "limit":
+            return int(text)
+        if isinstance(current, float):
+            return float(text)
+        if isinstance(current, tuple):
+            return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UserError(f"--set {name}={text}: expected a value like {current!r}") from None
+    return text
+
+
+def override(cfg: Config, assignments: list[str]) -> Config:
+    """Apply `section.key=value` strings, e.g. `vae.latent_dim=8` or `train.epochs=3`."""
+    for item in assignments:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise UserError(f"--set expects section.key=value, got {item!r}")
+        dotted, text = item.split("=", 1)
+        section, key = dotted.split(".", 1)
+        if section not in _SECTIONS:
+            raise UserError(f"--set {dotted}: unknown section {section!r}; use one of {', '.join(_SECTIONS)}")
+        sub = getattr(cfg, section)
+        if key not in {f.name for f in fields(sub)}:
+            names = ", ".join(f.name for f in fields(sub))
+            raise UserError(f"--set {dotted}: unknown key; {section} has {names}")
+        value = _parse_value(text, getattr(sub, key), key)
+        cfg = replace(cfg, **{section: replace(sub, **{key: value})})
+    return validate(cfg)
+
+
+def validate(cfg: Config) -> Config:
+    """Reject values that would only fail later, deep inside TensorFlow."""
+    t, d = cfg.train, cfg.data
+    if cfg.model not in ("gan", "vae"):
+        raise UserError(f"model must be 'gan' or 'vae', got {cfg.model!r}")
+    for name, value in (("epochs", t.epochs), ("batch size", t.batch_size),
+                        ("image size", d.image_size), ("channels", d.channels),
+                        ("steps per execution", t.steps_per_execution),
+                        ("latent size", cfg.vae.latent_dim), ("noise size", cfg.gan.noise_dim)):
+        if value is None or value <= 0:
+            raise UserError(f"{name} must be a positive integer, got {value}")
+    if d.limit is not None and d.limit <= 0:
+        raise UserError(f"--limit must be positive, got {d.limit}")
+    if t.precision not in PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
+    if d.dataset not in DATASETS:
+        raise UserError(f"dataset must be one of {', '.join(DATASETS)}, got {d.dataset!r}")
+    if cfg.vae.likelihood not in LIKELIHOODS:
+        raise UserError(f"likelihood must be one of {', '.join(LIKELIHOODS)}")
+    if cfg.vae.likelihood == "bernoulli" and cfg.model == "vae" and not d.binarize:
+        raise UserError("the Bernoulli likelihood needs binary pixels: set data.binarize=true "
+                        "or vae.likelihood=gaussian")
+    g = cfg.gan
+    if len(g.gen_strides) != len(g.gen_widths) + 1:
+        raise UserError("gan.gen_strides needs one stride per gen_widths entry plus the output layer")
+    upscale = 1
+    for s in g.gen_strides:
+        upscale *= s
+    if cfg.model == "gan" and d.image_size % upscale:
+        raise UserError(f"image size {d.image_size} is not a multiple of the generator's "
+                        f"upsampling factor {upscale}")
+    down = 2 ** len(cfg.vae.decoder_widths)
+    if cfg.model == "vae" and d.image_size % down:
+        raise UserError(f"image size {d.image_size} is not a multiple of the decoder's "
+                        f"upsampling factor {down}")
+    return cfg

