@@ -30,13 +30,17 @@ class _OwnOptimizers:
         self.compile(**config)
 
 
-def _minimize(tape: tf.GradientTape, loss, optimizer, variables) -> None:
-    """One optimizer update; under loss scaling the gradient of the scaled loss is unscaled
-    (and a non-finite step skipped) by the LossScaleOptimizer itself."""
-    scaled = optimizer.scale_loss(loss) if isinstance(
-        optimizer, keras.optimizers.LossScaleOptimizer) else loss
-    grads = tape.gradient(scaled, variables)
-    optimizer.apply(grads, variables)
+def _scaled(optimizer, loss):
+    """The loss to differentiate: multiplied by the loss scale under mixed_float16. Must be
+    called inside the GradientTape, so the tape records the multiplication."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.scale_loss(loss)
+    return loss
+
+
+def _apply(tape: tf.GradientTape, scaled_loss, optimizer, variables) -> None:
+    """One update; a LossScaleOptimizer unscales the gradients and skips non-finite steps."""
+    optimizer.apply(tape.gradient(scaled_loss, variables), variables)
 
 
 @keras.saving.register_keras_serializable(package="gan_vae_tf")
@@ -83,8 +87,10 @@ class DCGAN(_OwnOptimizers, keras.Model):
             fake_logits = self.discriminator(fake, training=True)
             d_loss = losses.discriminator_loss(real_logits, fake_logits)
             g_loss = losses.generator_loss(fake_logits)
-        _minimize(g_tape, g_loss, self.g_optimizer, self.generator.trainable_variables)
-        _minimize(d_tape, d_loss, self.d_optimizer, self.discriminator.trainable_variables)
+            g_scaled = _scaled(self.g_optimizer, g_loss)
+            d_scaled = _scaled(self.d_optimizer, d_loss)
+        _apply(g_tape, g_scaled, self.g_optimizer, self.generator.trainable_variables)
+        _apply(d_tape, d_scaled, self.d_optimizer, self.discriminator.trainable_variables)
         return self._track(d_loss, g_loss, real_logits, fake_logits)
 
     def test_step(self, real):
@@ -182,7 +188,8 @@ class VAE(_OwnOptimizers, keras.Model):
         with tf.GradientTape() as tape:
             elbo, log_px_z, kl = self.elbo_terms(x, training=True)
             loss = -ops.mean(elbo)
-        _minimize(tape, loss, self.vae_optimizer, self.trainable_variables)
+            scaled = _scaled(self.vae_optimizer, loss)
+        _apply(tape, scaled, self.vae_optimizer, self.trainable_variables)
         return self._track(loss, elbo, log_px_z, kl)
 
     def test_step(self, x):

@@ -1,0 +1,94 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TINY, shared_data
+from gan_vae_tf import evaluate, train
+
+
+def _train(run_dir, preset, data_dir, *extra):
+    args = ["--preset", preset, "--epochs", "2", "--batch-size", "16", "--data-dir", str(data_dir),
+            "--out", str(run_dir), "--verbose", "0", *extra]
+    for item in TINY[preset]:
+        args += ["--set", item]
+    return train.main(args)
+
+
+@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
+def test_tiny_run_writes_pngs_history_models_and_metrics(tmp_path, mnist_dir, preset, capsys):
+    run = tmp_path / "run"
+    assert _train(run, preset, mnist_dir) == 0
+    for epoch in (1, 2):
+        png = Image.open(run / "samples" / f"epoch_{epoch:04d}.png")
+        assert png.width > 50 and png.height > 50
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[0]["seconds"]) > 0
+    expected = {"d_real", "d_fake", "d_loss", "g_loss"} if preset == "gan-mnist" else {"val_elbo", "loss"}
+    assert expected <= set(rows[0])
+    assert (run / "loss_curves.png").stat().st_size > 1000
+    assert all((run / f).is_file() for f in ("model.keras", "config.json", "summary.json"))
+    recorded = json.loads((run / "config.json").read_text())
+    assert recorded["run"]["data"]["train_images"] == 96 and recorded["run"]["data"]["source"].startswith("idx:")
+
+    assert evaluate.main([str(run), "--num", "24"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    if preset == "gan-mnist":
+        assert 0.0 < metrics["d_fake"] < 1.0 and 0.0 < metrics["d_real"] < 1.0
+        assert "discriminator probability on generated images" in capsys.readouterr().out
+    else:
+        assert metrics["elbo_nats"] < 0 and metrics["reconstruction_mse"] > 0
+        assert metrics["elbo_bits_per_dim"] == pytest.approx(-metrics["elbo_nats"] / (784 * np.log(2)))
+        assert "test ELBO" in capsys.readouterr().out
+
+
+def test_existing_run_is_not_overwritten_without_asking(tmp_path, mnist_dir, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.csv").write_text("epoch\n1\n")
+    assert _train(run, "gan-mnist", mnist_dir) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (run / "history.csv").read_text() == "epoch\n1\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "gan-cifar"], "unknown preset"),
+    (["--preset", "gan-mnist", "--epochs", "0"], "epochs must be a positive integer"),
+    (["--preset", "gan-mnist", "--batch-size", "-1"], "batch size must be a positive integer"),
+    (["--preset", "vae-mnist", "--latent-dim", "0"], "latent size must be a positive integer"),
+    (["--preset", "gan-mnist", "--data-dir", "/nonexistent/data"], "does not exist"),
+])
+def test_bad_training_input_is_one_line_and_exit_2(tmp_path, args, message, capsys):
+    assert train.main([*args, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and "\n" not in err
+
+
+def test_unwritable_output_directory_is_a_clear_error(tmp_path, mnist_dir, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert _train(blocker / "run", "gan-mnist", mnist_dir) == 2
+    assert "cannot write to run directory" in capsys.readouterr().err
+
+
+def test_batch_larger_than_dataset_exits_cleanly(tmp_path, mnist_dir, capsys):
+    assert _train(tmp_path / "r", "gan-mnist", mnist_dir, "--batch-size", "500") == 2
+    assert "larger than the 96 training images" in capsys.readouterr().err
+
+
+def test_evaluate_on_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert evaluate.main([str(tmp_path)]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shared_data() is None or not (shared_data() / "mnist").is_dir(),
+                    reason="real MNIST not present")
+def test_vae_learns_real_mnist_digits(tmp_path):
+    run = tmp_path / "real"
+    assert train.main(["--preset", "vae-mnist", "--epochs", "1", "--limit", "15000",
+                       "--data-dir", str(shared_data()), "--out", str(run), "--verbose", "0"]) == 0
+    history = list(csv.DictReader((run / "history.csv").open()))
+    # An untrained decoder scores about -543 nats (784 * log 2); one short epoch must do far better.
+    assert float(history[0]["val_elbo"]) > -240
