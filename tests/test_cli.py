@@ -92,3 +92,26 @@ def test_vae_learns_real_mnist_digits(tmp_path):
     history = list(csv.DictReader((run / "history.csv").open()))
     # An untrained decoder scores about -543 nats (784 * log 2); one short epoch must do far better.
     assert float(history[0]["val_elbo"]) > -240
+
+
+@pytest.mark.parametrize("preset", ["gan-anime", "vae-anime"])
+def test_anime_run_trains_through_corrupt_files_with_one_warning(tmp_path, monkeypatch, preset):
+    monkeypatch.setenv("GAN_VAE_TF_CACHE", str(tmp_path / "cache"))
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        size = (48 + i % 7, 40 + i % 5)
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(faces / f"{i}.jpg")
+    (faces / "broken.jpg").write_bytes(b"not a jpeg at all")
+    (faces / "readme.txt").write_text("ignored")
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning, match="skipped 1 of 41 files") as record:
+        assert _train(run, preset, faces) == 0
+    assert len([w for w in record if "skipped" in str(w.message)]) == 1
+    assert Image.open(run / "samples" / "epoch_0002.png").mode == "RGB"
+    recorded = json.loads((run / "config.json").read_text())["run"]["data"]
+    assert (recorded["train_images"], recorded["test_images"], recorded["skipped_files"]) == (36, 4, 1)
+    assert evaluate.main([str(run), "--num", "4"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert ("d_fake" in metrics) if preset == "gan-anime" else metrics["likelihood"] == "gaussian"
