@@ -14,7 +14,7 @@ ARGS ?=
 TRAIN_FLAGS = $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
               $(if $(RUN),--out $(RUN)) $(ARGS)
 
-.PHONY: install test train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate clean
+.PHONY: install test train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate report bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ train-vae-anime: $(STAMP)
 # RUN=dir evaluates one run; without it, the newest run of every preset in experiments/runs.
 evaluate: $(STAMP)
 	$(PY) -m gan_vae_tf.evaluate $(or $(RUN),--latest) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+
+# The comparison report of the newest evaluated run of each preset (or RUN="dir1 dir2 ...").
+report: $(STAMP)
+	$(PY) -m gan_vae_tf.report $(or $(RUN),--latest) $(ARGS)
+
+# Throughput against the tutorials' method, side by side; not part of the tests.
+bench: $(STAMP)
+	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) benchmarks/bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

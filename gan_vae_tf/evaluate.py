@@ -93,7 +93,64 @@ def evaluate_vae(model, cfg: Config, test_images, batch: int = 500) -> dict:
             "reconstruction_mse": float(sq_err.mean())}
 
 
-def evaluate(run_dir: str | os.PathLike, num: int = 10000, data_dir: str | None = None) -> dict:
+def generate(model, cfg: Config, n: int, batch: int = 500):
+    """n uint8 samples: generator outputs for a GAN, decoded prior means for a VAE."""
+    import numpy as np
+    import tensorflow as tf
+
+    from gan_vae_tf import plots
+
+    if cfg.model == "gan":
+        draw = tf.function(lambda k: model.generator(model.sample_noise(k), training=False))
+        value_range = (-1.0, 1.0)
+    else:
+        draw = tf.function(lambda k: model.sample(k))
+        value_range = (0.0, 1.0)
+    chunks = [draw(min(batch, n - i)).numpy() for i in range(0, n, batch)]
+    return plots.to_uint8(np.concatenate(chunks), value_range)
+
+
+def iwae(model, cfg: Config, images, k: int, batch_images: int = 8) -> dict:
+    """The importance-weighted bound (k samples) beside the single-sample ELBO, same images."""
+    import numpy as np
+    import tensorflow as tf
+
+    from gan_vae_tf import data, metrics
+
+    weights = tf.function(lambda x: model.log_importance_weights(x, k))
+    bounds, elbos = [], []
+    for chunk in _batches(images, batch_images):
+        log_w = weights(data.scale(chunk, "vae", cfg.data.binarize)).numpy()
+        bounds.append(metrics.iwae_bound(log_w))
+        elbos.append(log_w.mean(axis=1))
+    bound, bound_se = metrics.mean_and_stderr(np.concatenate(bounds))
+    elbo, _ = metrics.mean_and_stderr(np.concatenate(elbos))
+    return {"k": k, "images": int(len(images)), "iwae_nats": bound, "iwae_stderr": bound_se,
+            "elbo_same_images_nats": elbo}
+
+
+def sample_quality(cfg: Config, dataset, fake, inception_weights: str | None = None) -> dict:
+    from gan_vae_tf import classifier, quality
+
+    n = len(fake)
+    real, reference = dataset.test[:n], dataset.train[-n:]
+    if cfg.data.dataset in quality.CLASSIFIER_DATASETS and dataset.train_labels is not None:
+        clf, accuracy = classifier.train_or_load(
+            cfg.data.dataset, dataset.train, dataset.train_labels, dataset.test, dataset.test_labels)
+        result = quality.classifier_quality(clf, real, reference, fake)
+        result["classifier_test_accuracy"] = accuracy
+    else:
+        result = quality.patch_quality(real, reference, fake)
+    if inception_weights:
+        result["inception"] = quality.inception_quality(inception_weights, real, reference, fake)
+    else:
+        result["inception"] = "skipped: pass --inception-weights PATH (ImageNet InceptionV3, no top)"
+    return result
+
+
+def evaluate(run_dir: str | os.PathLike, num: int = 10000, data_dir: str | None = None,
+             quality_num: int = 5000, iwae_k: int = 1000, iwae_images: int = 500,
+             inception_weights: str | None = None) -> dict:
     import keras
 
     from gan_vae_tf import data
@@ -107,6 +164,11 @@ def evaluate(run_dir: str | os.PathLike, num: int = 10000, data_dir: str | None 
         result = evaluate_gan(model, dataset.test, num)
     else:
         result = evaluate_vae(model, cfg, dataset.test[:num])
+        if iwae_k > 0:
+            result["iwae"] = iwae(model, cfg, dataset.test[:iwae_images], iwae_k)
+    n = min(quality_num, len(dataset.test), len(dataset.train))
+    if n > 0:
+        result["quality"] = sample_quality(cfg, dataset, generate(model, cfg, n), inception_weights)
     result = {"preset": cfg.preset, "model": cfg.model, "data_source": dataset.source, **result}
     path = Path(run_dir) / "metrics.json"
     tmp = path.with_name("metrics.json.tmp")
@@ -125,6 +187,22 @@ def format_summary(m: dict) -> str:
                   f"({m['elbo_bits_per_dim']:.4f} bits/dim, {m['likelihood']} likelihood)",
                   f"  reconstruction: {m['reconstruction_nll_nats']:.2f} nats NLL, "
                   f"MSE {m['reconstruction_mse']:.5f} per pixel; KL {m['kl_nats']:.2f} nats"]
+        if "iwae" in m:
+            w = m["iwae"]
+            lines.append(f"  IWAE (k={w['k']}, {w['images']} images): {w['iwae_nats']:.2f} +/- "
+                         f"{w['iwae_stderr']:.2f} nats (ELBO on the same images {w['elbo_same_images_nats']:.2f})")
+    q = m.get("quality")
+    if q:
+        lines.append(f"  sample quality on {q['n']} samples, {q['feature_space']} (model | real-data floor):")
+        for key, value in q["model"].items():
+            if key == "class_histogram":
+                lines.append(f"    {'class histogram':18s} {value}")
+            else:
+                lines.append(f"    {key:18s} {value:10.4f} | {q['real_floor'][key]:.4f}")
+        if "classifier_test_accuracy" in q:
+            lines.append(f"    classifier test accuracy {q['classifier_test_accuracy']:.4f}")
+        if isinstance(q.get("inception"), str):
+            lines.append(f"    inception: {q['inception']}")
     return "\n".join(lines)
 
 
@@ -148,6 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="evaluate the newest finished run of each preset in experiments/runs")
     p.add_argument("--num", type=int, default=10000, help="images to evaluate (default 10000)")
     p.add_argument("--data-dir", help="override the run's data directory")
+    p.add_argument("--quality-num", type=int, default=5000,
+                   help="samples for FID/KID/precision-recall/SWD (0 to skip; default 5000)")
+    p.add_argument("--iwae-k", type=int, default=1000, help="importance samples for the VAE's IWAE bound (0 to skip)")
+    p.add_argument("--iwae-images", type=int, default=500, help="test images for the IWAE bound")
+    p.add_argument("--inception-weights", help="ImageNet InceptionV3 (no top) weights file for Inception FID")
     args = p.parse_args(argv)
     run_dirs = list(args.run_dirs)
     if args.latest:
@@ -159,9 +242,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = 0
     for run_dir in run_dirs:
         try:
-            if args.num <= 0:
-                raise UserError(f"--num must be positive, got {args.num}")
-            print(format_summary(evaluate(run_dir, args.num, args.data_dir)))
+            if args.num <= 0 or args.quality_num < 0 or args.iwae_k < 0 or args.iwae_images <= 0:
+                raise UserError("--num and --iwae-images must be positive, --quality-num and --iwae-k not negative")
+            if args.inception_weights and not Path(args.inception_weights).is_file():
+                raise UserError(f"--inception-weights {args.inception_weights}: no such file")
+            print(format_summary(evaluate(run_dir, args.num, args.data_dir, args.quality_num,
+                                          args.iwae_k, args.iwae_images, args.inception_weights)))
             print(f"  wrote {Path(run_dir) / 'metrics.json'}")
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)

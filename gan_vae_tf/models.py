@@ -184,6 +184,20 @@ class VAE(_OwnOptimizers, keras.Model):
         kl = losses.kl_to_standard_normal(mean, logvar)
         return log_px_z - kl, log_px_z, kl
 
+    def log_importance_weights(self, x, k: int):
+        """(batch, k) values of log p(x|z) + log p(z) - log q(z|x) for k draws z ~ q(z|x):
+        their log-mean-exp is the IWAE bound, their mean the ELBO."""
+        mean, logvar = self.encode(x)
+        batch = ops.shape(mean)[0]
+        rep = lambda t: ops.reshape(ops.repeat(t[:, None], k, axis=1), (-1, self.latent_dim))
+        mean_k, logvar_k = rep(mean), rep(logvar)
+        z = self.sampler(mean_k, logvar_k)
+        x_k = ops.repeat(x, k, axis=0)
+        log_px_z = losses.reconstruction_log_prob(x_k, self.decode(z), self.likelihood, self.obs_sigma)
+        log_pz = losses.normal_log_prob(z, ops.zeros_like(z), ops.zeros_like(z))
+        log_qz = losses.normal_log_prob(z, mean_k, logvar_k)
+        return ops.reshape(log_px_z + log_pz - log_qz, (batch, k))
+
     def train_step(self, x):
         with tf.GradientTape() as tape:
             elbo, log_px_z, kl = self.elbo_terms(x, training=True)

@@ -1,0 +1,281 @@
+"""Training throughput: the project's path against the tutorials' method, side by side.
+
+`make bench` (or `python benchmarks/bench.py`) measures, for each preset:
+  - project: `models.build` + `data.pipeline` (uint8 until the batch, prefetch, auto precision)
+    driven by `fit()`;
+  - baseline: the tutorials' method, written here on purpose as separate code: float32, a
+    plain `tf.function` step, `from_tensor_slices(float images).shuffle().batch()`, no prefetch;
+and this machine's float32 and bfloat16 matmul peaks, so achieved FLOP/s can be read as a
+fraction of them. Each measurement runs in its own subprocess (so peak RSS is its own) and is
+repeated; the median and the spread are printed. Writes experiments/bench/results.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = ("gan-mnist", "vae-mnist", "gan-anime", "vae-anime")
+
+
+def forward_macs(model) -> int:
+    """Multiply-accumulates of one image through the Dense/Conv layers of a Sequential model."""
+    import numpy as np
+
+    total = 0
+    for layer in model.layers:
+        kind = layer.__class__.__name__
+        if kind == "Dense":
+            total += int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+        elif kind == "Conv2D":
+            out = layer.output.shape
+            total += int(np.prod(out[1:])) * int(np.prod(layer.kernel.shape[:3]))
+        elif kind == "Conv2DTranspose":
+            inp = layer.input.shape
+            k = layer.kernel.shape  # (kh, kw, out, in)
+            total += int(np.prod(inp[1:])) * int(k[0] * k[1] * k[2])
+    return total
+
+
+def train_flops_per_image(cfg) -> float:
+    """Forward + backward (about 3x forward) for every network pass a train step makes."""
+    from gan_vae_tf import networks
+
+    if cfg.model == "gan":
+        g, d = forward_macs(networks.generator(cfg)), forward_macs(networks.discriminator(cfg))
+        return 2.0 * 3.0 * (g + 2 * d)
+    e, dec = forward_macs(networks.encoder(cfg)), forward_macs(networks.decoder(cfg))
+    return 2.0 * 3.0 * (e + dec)
+
+
+def images_for(cfg, n: int):
+    """Real images when ../shared/data (or --data-dir) has them, else synthetic of the same shape."""
+    from gan_vae_tf import data
+
+    try:
+        ds = data.load(cfg.data)
+        return ds.train[:n], ds.source
+    except Exception as e:  # the benchmark measures speed; say which data it used
+        print(f"  (no real data: {e}; using synthetic images)", file=sys.stderr)
+        syn = data.synthetic(n + n // 4, cfg.data.image_size, cfg.data.channels)
+        return syn.train[:n], syn.source
+
+
+def run_project(cfg, images, steps: int) -> float:
+    from gan_vae_tf import data, models, precision
+
+    policy, _ = precision.resolve(cfg.train.precision)
+    model = models.build(cfg, policy)
+    ds = data.pipeline(images, cfg, training=True).repeat()
+    model.fit(ds, epochs=1, steps_per_epoch=max(2, steps // 4), verbose=0)  # trace + warm up
+    start = time.perf_counter()
+    model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+    return steps * cfg.train.batch_size / (time.perf_counter() - start)
+
+
+def run_baseline(cfg, images, steps: int) -> float:
+    """The tutorials' loop: float32, GradientTape in a tf.function, no prefetch."""
+    import tensorflow as tf
+
+    from gan_vae_tf import networks
+
+    x = images.astype("float32") / 255.0
+    if cfg.model == "gan":
+        x = x * 2.0 - 1.0
+    elif cfg.data.binarize:
+        x = (x > 0.5).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices(x).shuffle(len(x)).batch(cfg.train.batch_size)
+    bce = tf.keras.losses.BinaryCrossentropy(from_logits=True)
+    if cfg.model == "gan":
+        gen, disc = networks.generator(cfg), networks.discriminator(cfg)
+        g_opt = tf.keras.optimizers.Adam(cfg.train.learning_rate, beta_1=cfg.train.beta_1)
+        d_opt = tf.keras.optimizers.Adam(cfg.train.learning_rate, beta_1=cfg.train.beta_1)
+
+        @tf.function
+        def step(real):
+            noise = tf.random.normal([tf.shape(real)[0], cfg.gan.noise_dim])
+            with tf.GradientTape() as gt, tf.GradientTape() as dt:
+                fake = gen(noise, training=True)
+                r, f = disc(real, training=True), disc(fake, training=True)
+                g_loss = bce(tf.ones_like(f), f)
+                d_loss = bce(tf.ones_like(r), r) + bce(tf.zeros_like(f), f)
+            g_opt.apply_gradients(zip(gt.gradient(g_loss, gen.trainable_variables), gen.trainable_variables))
+            d_opt.apply_gradients(zip(dt.gradient(d_loss, disc.trainable_variables), disc.trainable_variables))
+    else:
+        enc, dec = networks.encoder(cfg), networks.decoder(cfg)
+        opt = tf.keras.optimizers.Adam(cfg.train.learning_rate, beta_1=cfg.train.beta_1)
+        variables = enc.trainable_variables + dec.trainable_variables
+
+        @tf.function
+        def step(xb):
+            with tf.GradientTape() as tape:
+                mean, logvar = tf.split(enc(xb, training=True), 2, axis=1)
+                z = mean + tf.exp(0.5 * logvar) * tf.random.normal(tf.shape(mean))
+                logits = dec(z, training=True)
+                if cfg.vae.likelihood == "bernoulli":
+                    rec = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=xb, logits=logits), [1, 2, 3])
+                else:
+                    rec = tf.reduce_sum(tf.square(xb - tf.sigmoid(logits)), [1, 2, 3]) / (2 * cfg.vae.obs_sigma ** 2)
+                kl = 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mean) - 1.0 - logvar, 1)
+                loss = tf.reduce_mean(rec + kl)
+            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+    def run(n_steps: int) -> float:
+        done, start = 0, time.perf_counter()
+        while done < n_steps:
+            for batch in dataset:
+                if batch.shape[0] != cfg.train.batch_size:
+                    continue
+                step(batch)
+                done += 1
+                if done == n_steps:
+                    break
+        return done * cfg.train.batch_size / (time.perf_counter() - start)
+
+    run(max(2, steps // 4))
+    return run(steps)
+
+
+def matmul_peak(dtype: str, n: int = 2048, reps: int = 10) -> float:
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
+    mm = tf.function(tf.linalg.matmul)
+    mm(a, b).numpy()
+    best = 0.0
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(reps):
+            out = mm(a, b)
+        out.numpy()
+        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - start))
+    return best
+
+
+def child(args) -> None:
+    """One measurement in this process; prints one JSON line."""
+    sys.path.insert(0, str(ROOT))
+    from gan_vae_tf import config as config_lib
+
+    if args.child == "peak":
+        print(json.dumps({"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16")}))
+        return
+    preset, method = args.child.split(":")
+    cfg = config_lib.preset(preset)
+    if args.data_dir:
+        from dataclasses import replace
+        cfg = replace(cfg, data=replace(cfg.data, data_dir=args.data_dir))
+    images, source = images_for(cfg, args.images)
+    rate = (run_project if method == "project" else run_baseline)(cfg, images, args.steps)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"images_per_s": rate, "peak_rss_mb": rss, "data": source,
+                      "flops_per_image": train_flops_per_image(cfg)}))
+
+
+def measure(spec: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--child", spec, "--steps", str(args.steps),
+           "--images", str(args.images)] + (["--data-dir", args.data_dir] if args.data_dir else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode:
+        raise SystemExit(f"benchmark child {spec} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presets", default=",".join(PRESETS))
+    p.add_argument("--steps", type=int, default=30, help="timed train steps per measurement")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--images", type=int, default=8192, help="training images held by each run")
+    p.add_argument("--data-dir", default=os.environ.get("GAN_VAE_TF_DATA_DIR"))
+    p.add_argument("--out", default=str(ROOT / "experiments" / "bench"))
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        child(args)
+        return 0
+
+    sys.path.insert(0, str(ROOT))
+    from gan_vae_tf import precision
+
+    policy, why = precision.resolve("auto")
+    machine = {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+               "auto_precision": f"{policy} ({why})"}
+    print(f"machine: {machine}")
+    peak = measure("peak", args)
+    print(f"matmul peak: float32 {peak['float32'] / 1e12:.3f} TFLOP/s, "
+          f"bfloat16 {peak['bfloat16'] / 1e12:.3f} TFLOP/s")
+    rows = []
+    for preset in args.presets.split(","):
+        runs: dict[str, list[dict]] = {"project": [], "baseline": []}
+        for _ in range(args.repeats):
+            for method in ("baseline", "project"):  # interleaved, so drift hits both alike
+                runs[method].append(measure(f"{preset}:{method}", args))
+        med = {m: statistics.median(r["images_per_s"] for r in rs) for m, rs in runs.items()}
+        spread = {m: (min(r["images_per_s"] for r in rs), max(r["images_per_s"] for r in rs))
+                  for m, rs in runs.items()}
+        flops = runs["project"][0]["flops_per_image"]
+        row = {"preset": preset, "data": runs["project"][0]["data"],
+               "project_images_per_s": med["project"], "baseline_images_per_s": med["baseline"],
+               "ratio": med["project"] / med["baseline"], "spread": spread,
+               "train_gflop_per_image": flops / 1e9,
+               "project_tflops": med["project"] * flops / 1e12,
+               "fraction_of_fp32_peak": med["project"] * flops / peak["float32"],
+               "fraction_of_bf16_peak": med["project"] * flops / peak["bfloat16"],
+               "peak_rss_mb": {m: max(r["peak_rss_mb"] for r in rs) for m, rs in runs.items()}}
+        rows.append(row)
+        print(f"{preset}: project {med['project']:.0f} img/s (range {spread['project'][0]:.0f}-"
+              f"{spread['project'][1]:.0f}), baseline {med['baseline']:.0f} img/s (range "
+              f"{spread['baseline'][0]:.0f}-{spread['baseline'][1]:.0f}), ratio {row['ratio']:.2f}x")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"machine": machine, "peak_flops": peak, "steps": args.steps, "repeats": args.repeats,
+              "rows": rows}
+    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "results.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+def markdown(result: dict) -> str:
+    m, peak = result["machine"], result["peak_flops"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores; auto precision: {m['auto_precision']}; "
+             f"matmul peak float32 {peak['float32'] / 1e12:.3f} TFLOP/s, bfloat16 "
+             f"{peak['bfloat16'] / 1e12:.3f} TFLOP/s. Median of {result['repeats']} runs of "
+             f"{result['steps']} steps each.", "",
+             "| preset | project img/s | baseline img/s | ratio | GFLOP/img (train) | TFLOP/s | "
+             "% fp32 peak | % bf16 peak | peak RSS MB (project / baseline) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['preset']} | {r['project_images_per_s']:.0f} ({r['spread']['project'][0]:.0f}–"
+            f"{r['spread']['project'][1]:.0f}) | {r['baseline_images_per_s']:.0f} "
+            f"({r['spread']['baseline'][0]:.0f}–{r['spread']['baseline'][1]:.0f}) | {r['ratio']:.2f}x "
+            f"| {r['train_gflop_per_image']:.3f} | {r['project_tflops']:.3f} "
+            f"| {100 * r['fraction_of_fp32_peak']:.0f}% | {100 * r['fraction_of_bf16_peak']:.0f}% "
+            f"| {r['peak_rss_mb']['project']:.0f} / {r['peak_rss_mb']['baseline']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

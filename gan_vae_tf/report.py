@@ -1,0 +1,204 @@
+"""The GAN-vs-VAE comparison: `python -m gan_vae_tf.report RUN_DIR [RUN_DIR ...]`.
+
+Reads evaluated run directories (run `python -m gan_vae_tf.evaluate` first) and writes
+`experiments/report/`: the reports' comparison table per dataset as Markdown, figures for each
+run, visualkeras diagrams of every network, and one self-contained `report.html`.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import logging
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from gan_vae_tf.errors import UserError
+
+log = logging.getLogger("gan_vae_tf")
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict
+    metrics: dict
+    summary: dict
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def dataset(self) -> str:
+        return self.config["data"]["dataset"]
+
+
+def read_run(path: str | os.PathLike) -> Run:
+    path = Path(path)
+    missing = [f for f in ("config.json", "metrics.json", "summary.json") if not (path / f).is_file()]
+    if missing:
+        hint = " (run python -m gan_vae_tf.evaluate on it first)" if "metrics.json" in missing else ""
+        raise UserError(f"{path} is not a finished, evaluated run: no {', '.join(missing)}{hint}")
+    load = lambda f: json.loads((path / f).read_text())
+    return Run(path, load("config.json"), load("metrics.json"), load("summary.json"))
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _quality_cell(run: Run) -> str:
+    q = run.metrics.get("quality")
+    if not q:
+        return "—"
+    m, f = q["model"], q["real_floor"]
+    if "fid" in m:
+        return (f"FID {m['fid']:.2f} (floor {f['fid']:.2f}); KID {m['kid']:.4f}±{m['kid_std']:.4f} "
+                f"(floor {f['kid']:.4f}); P/R {m['precision']:.2f}/{m['recall']:.2f} "
+                f"(floor {f['precision']:.2f}/{f['recall']:.2f}); CS {m['classifier_score']:.2f} "
+                f"(floor {f['classifier_score']:.2f})")
+    return f"SWD×1e3 {m['swd']:.2f} (floor {f['swd']:.2f})"
+
+
+def _latent_cell(run: Run) -> str:
+    if run.config["model"] == "gan":
+        return f"{run.config['gan']['noise_dim']}-d noise; no encoder, no inference"
+    return f"{run.config['vae']['latent_dim']}-d Gaussian with an encoder q(z|x)"
+
+
+def comparison_table(runs: list[Run]) -> str:
+    """The reports' table, measured: one row per run of one dataset."""
+    header = ("| run | model | D(G(z)) on generated | D(x) on real | epochs | wall time | s/epoch "
+              "| image quality (model vs real-data floor) | test ELBO (nats) | IWAE (nats) | latent space |")
+    lines = [header, "|" + "---|" * 11]
+    for r in runs:
+        m, s = r.metrics, r.summary
+        iwae = m.get("iwae", {}).get("iwae_nats")
+        lines.append(
+            f"| {r.name} | {'DCGAN' if r.config['model'] == 'gan' else 'VAE'} "
+            f"| {_fmt(m.get('d_fake'))} | {_fmt(m.get('d_real'))} | {s['epochs']} "
+            f"| {s['seconds'] / 60:.1f} min | {s['seconds_per_epoch']:.1f} | {_quality_cell(r)} "
+            f"| {_fmt(m.get('elbo_nats'), 2)} | {_fmt(iwae, 2)} | {_latent_cell(r)} |")
+    return "\n".join(lines)
+
+
+def figures(run: Run, out: Path) -> list[Path]:
+    """Copies and draws every figure of one run into `out`; returns them in display order."""
+    import keras
+    import numpy as np
+
+    from gan_vae_tf import callbacks, data, diagrams, plots
+    from gan_vae_tf.config import Config
+    from gan_vae_tf.evaluate import load_run
+
+    out.mkdir(parents=True, exist_ok=True)
+    made: list[Path] = []
+    samples = sorted((run.path / "samples").glob("epoch_*.png"))
+    if samples:
+        made.append(Path(shutil.copyfile(samples[-1], out / "samples_last_epoch.png")))
+        made.append(plots.animated_gif(samples, out / "samples.gif"))
+    made.append(Path(shutil.copyfile(run.path / "loss_curves.png", out / "loss_curves.png")))
+    history = callbacks.read_history(run.path / "history.csv")
+    if "d_real" in history:
+        made.append(plots.loss_curves({"epoch": history["epoch"], "d_real": history["d_real"],
+                                       "d_fake": history["d_fake"]}, out / "d_real_fake.png",
+                                      "mean D(x) and D(G(z)) per epoch"))
+    cfg = Config.from_dict(run.config)
+    for name, path in diagrams.network_diagrams(cfg, out).items():
+        made.append(Path(path))
+    if cfg.model == "vae":
+        _, model = load_run(run.path)
+        dataset = data.load(cfg.data)
+        decode = lambda z: keras.ops.convert_to_numpy(keras.ops.sigmoid(model.decode(np.asarray(z, "float32"))))
+        test = dataset.test[:2000]
+        means = np.concatenate([keras.ops.convert_to_numpy(model.encode(
+            data.scale(test[i:i + 500], "vae", cfg.data.binarize))[0]) for i in range(0, len(test), 500)])
+        if cfg.vae.latent_dim == 2:
+            made.append(plots.latent_manifold(decode, out / "latent_manifold.png", n=20))
+        labels = dataset.test_labels[:len(test)] if dataset.test_labels is not None else None
+        made.append(plots.latent_scatter(means, labels, out / "latent_scatter.png"))
+        made.append(plots.interpolation_strip(decode, means[0:8:2], means[1:8:2],
+                                              out / "interpolations.png"))
+        x = data.scale(test[:8], "vae", cfg.data.binarize).numpy()
+        recon = decode(means[:8])
+        made.append(plots.save_png(plots.grid(plots.to_uint8(np.concatenate([x, recon])), 8),
+                                   out / "reconstructions.png", 2))
+    return made
+
+
+def _img(path: Path) -> str:
+    mime = "image/gif" if path.suffix == ".gif" else "image/png"
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img src="data:{mime};base64,{data}" alt="{html.escape(path.stem)}">' \
+           f"<figcaption>{html.escape(path.stem.replace('_', ' '))}</figcaption></figure>"
+
+
+def _md_to_html_table(md: str) -> str:
+    rows = [r.strip().strip("|").split("|") for r in md.splitlines() if not r.startswith("|---")]
+    head = "".join(f"<th>{html.escape(c.strip())}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>"
+                   for r in rows[1:])
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+    runs = [read_run(d) for d in run_dirs]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    by_dataset: dict[str, list[Run]] = {}
+    for r in runs:
+        by_dataset.setdefault(r.dataset, []).append(r)
+    md = ["# GAN vs VAE: measured comparison", ""]
+    body = ["<h1>GAN vs VAE: measured comparison</h1>"]
+    for dataset, group in by_dataset.items():
+        table = comparison_table(group)
+        md += [f"## {dataset}", "", table, ""]
+        body += [f"<h2>{html.escape(dataset)}</h2>", _md_to_html_table(table)]
+    (out / "tables.md").write_text("\n".join(md) + "\n")
+    for r in runs:
+        figs = figures(r, out / r.name)
+        body.append(f"<h2>{html.escape(r.name)}</h2><div class=figs>" + "".join(_img(p) for p in figs) + "</div>")
+    style = ("body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}"
+             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px}"
+             ".figs{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}img{max-width:640px}"
+             "figcaption{font-size:12px;color:#555}")
+    page = f"<!doctype html><meta charset=utf-8><title>gan_vae_tf report</title><style>{style}</style>" \
+           + "\n".join(body)
+    path = out / "report.html"
+    tmp = path.with_name("report.html.tmp")
+    tmp.write_text(page)
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    p = argparse.ArgumentParser(prog="python -m gan_vae_tf.report", description=__doc__.splitlines()[0])
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
+    p.add_argument("--latest", action="store_true", help="the newest finished run of each preset")
+    p.add_argument("--out", default=str(Path("experiments") / "report"))
+    args = p.parse_args(argv)
+    from gan_vae_tf.evaluate import latest_runs
+
+    run_dirs = list(args.run_dirs) + ([str(d) for d in latest_runs(Path("experiments") / "runs")]
+                                      if args.latest else [])
+    try:
+        if not run_dirs:
+            raise UserError("no run directories given (or pass --latest)")
+        path = build(run_dirs, args.out)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {Path(args.out) / 'tables.md'} and {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Sample-quality metrics on inputs whose answer is known in closed form or by construction."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gan_vae_tf import metrics
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def test_fid_of_a_set_with_itself_is_zero(rng):
+    feats = rng.standard_normal((500, 16)) @ rng.standard_normal((16, 16))
+    assert metrics.frechet_distance(feats, feats) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fid_of_unit_gaussians_is_the_squared_mean_shift(rng):
+    shift = np.linspace(-1.0, 1.0, 8)
+    a = rng.standard_normal((20000, 8))
+    b = rng.standard_normal((20000, 8)) + shift
+    assert metrics.frechet_distance(a, b) == pytest.approx(np.sum(shift ** 2), abs=0.1)
+
+
+def test_fid_is_symmetric(rng):
+    a = rng.standard_normal((300, 6))
+    b = rng.standard_normal((300, 6)) * np.arange(1, 7) + 0.5
+    assert metrics.frechet_distance(a, b) == pytest.approx(metrics.frechet_distance(b, a), rel=1e-9)
+
+
+def test_fid_from_diagonal_stats_matches_closed_form(rng):
+    mu1, mu2 = rng.standard_normal(5), rng.standard_normal(5)
+    s1, s2 = rng.uniform(0.1, 3.0, 5), rng.uniform(0.1, 3.0, 5)
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2.0 * np.sqrt(s1 * s2))
+    got = metrics.frechet_distance_from_stats(mu1, np.diag(s1), mu2, np.diag(s2))
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_fid_stays_finite_when_covariances_are_rank_deficient(rng):
+    a, b = rng.standard_normal((10, 32)), rng.standard_normal((10, 32))
+    assert np.isfinite(metrics.frechet_distance(a, b))
+
+
+def test_kid_is_near_zero_for_one_distribution_and_positive_for_a_shift(rng):
+    a, b = rng.standard_normal((400, 8)), rng.standard_normal((400, 8))
+    same_mean, same_std = metrics.kernel_inception_distance(a, b, subsets=20, subset_size=200)
+    shifted_mean, shifted_std = metrics.kernel_inception_distance(a, b + 1.0, subsets=20, subset_size=200)
+    assert shifted_mean > 0.1 and abs(same_mean) < 0.02 * shifted_mean
+    assert same_std >= 0.0 and shifted_std >= 0.0
+
+
+def test_kid_caps_subset_size_at_the_smaller_set(rng):
+    a, b = rng.standard_normal((30, 4)), rng.standard_normal((50, 4)) + 2.0
+    mean, std = metrics.kernel_inception_distance(a, b, subsets=3, subset_size=1000)
+    assert mean > 0 and np.isfinite(std)
+
+
+def test_precision_recall_of_identical_sets_is_one(rng):
+    feats = rng.standard_normal((300, 5))
+    assert metrics.precision_recall(feats, feats, k=3) == (1.0, 1.0)
+
+
+def test_fakes_collapsed_inside_the_real_set_have_precision_but_no_recall(rng):
+    real = rng.standard_normal((500, 4))
+    fake = 0.01 * rng.standard_normal((500, 4))
+    precision, recall = metrics.precision_recall(real, fake, k=3)
+    assert precision > 0.95 and recall < 0.05
+
+
+def test_fakes_far_from_the_real_set_have_neither(rng):
+    real = rng.standard_normal((300, 4))
+    fake = rng.standard_normal((300, 4)) + 20.0
+    assert metrics.precision_recall(real, fake, k=3) == (0.0, 0.0)
+
+
+def test_precision_recall_chunks_and_subsamples_consistently(rng, monkeypatch):
+    real, fake = rng.standard_normal((200, 3)), rng.standard_normal((150, 3)) * 1.5
+    whole = metrics.precision_recall(real, fake)
+    monkeypatch.setattr(metrics, "_chunk_rows", lambda n_cols: 7)
+    assert metrics.precision_recall(real, fake) == whole
+    assert 0.0 <= metrics.precision_recall(real, fake, max_samples=100)[0] <= 1.0
+
+
+def test_classifier_score_of_confident_evenly_spread_predictions_is_the_class_count():
+    probs = np.eye(10)[np.arange(200) % 10]
+    assert metrics.classifier_score(probs) == pytest.approx(10.0)
+
+
+def test_classifier_score_is_one_for_a_single_mode_or_no_confidence():
+    assert metrics.classifier_score(np.tile(np.eye(10)[3], (50, 1))) == pytest.approx(1.0)
+    assert metrics.classifier_score(np.full((50, 10), 0.1)) == pytest.approx(1.0)
+
+
+def test_classifier_score_stays_between_one_and_the_class_count(rng):
+    logits = 3.0 * rng.standard_normal((100, 7))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert 1.0 <= metrics.classifier_score(probs) <= 7.0
+
+
+def test_class_histogram_counts_argmax_predictions_including_empty_classes():
+    probs = np.array([[0.7, 0.2, 0.1, 0.0], [0.1, 0.8, 0.1, 0.0], [0.6, 0.3, 0.1, 0.0]])
+    np.testing.assert_array_equal(metrics.class_histogram(probs), [2, 1, 0, 0])
+
+
+def _blocky_images(rng, n: int, size: int = 64) -> np.ndarray:
+    """Random 8x8 colour blocks upscaled with hard edges, so blurring visibly changes every level."""
+    blocks = rng.integers(0, 256, size=(n, size // 8, size // 8, 3))
+    return np.repeat(np.repeat(blocks, 8, axis=1), 8, axis=2).astype(np.uint8)
+
+
+def test_pyramid_levels_go_down_to_16x16():
+    assert metrics.pyramid_levels(64) == 3 and metrics.pyramid_levels(28) == 1
+    levels = metrics.laplacian_pyramid(np.zeros((2, 64, 64, 3)), 3)
+    assert [lvl.shape[1:3] for lvl in levels] == [(64, 64), (32, 32), (16, 16)]
+
+
+def test_laplacian_pyramid_of_a_constant_image_has_zero_residuals():
+    levels = metrics.laplacian_pyramid(np.full((1, 32, 32, 1), 5.0), 2)
+    np.testing.assert_allclose(levels[0], 0.0, atol=1e-5)
+    np.testing.assert_allclose(levels[1], 5.0, atol=1e-5)
+
+
+def _box_blur(images: np.ndarray) -> np.ndarray:
+    images = images.astype(np.float32)
+    return sum(np.roll(images, (dy, dx), axis=(1, 2)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9.0
+
+
+def test_swd_of_a_set_with_itself_is_small_next_to_blurred_or_noisy_copies(rng):
+    images = _blocky_images(rng, 16)
+    kwargs = dict(patches_per_image=256, repeats=2, directions=64)
+    itself = metrics.sliced_wasserstein_distance(images, images, **kwargs)
+    blurred = metrics.sliced_wasserstein_distance(images, _box_blur(_box_blur(images)), **kwargs)
+    noisy = metrics.sliced_wasserstein_distance(
+        images, images + images.std() * rng.standard_normal(images.shape), **kwargs)
+    assert len(itself) == len(blurred) == len(noisy) == 3
+    assert all(v >= 0 for v in itself + blurred + noisy)
+    assert 2.0 * itself[0] < blurred[0] and 2.0 * itself[0] < noisy[0]
+    assert metrics.mean_sliced_wasserstein_distance(images, images, **kwargs) == pytest.approx(np.mean(itself))
+
+
+def test_swd_accepts_grayscale_and_sets_of_different_sizes(rng):
+    a = rng.random((6, 28, 28))
+    b = rng.random((9, 28, 28))
+    values = metrics.sliced_wasserstein_distance(a, b, patches_per_image=8, repeats=1, directions=16)
+    assert len(values) == 1 and values[0] >= 0

@@ -1,0 +1,90 @@
+import json
+
+import numpy as np
+import pytest
+
+from conftest import TINY, tiny_config
+from gan_vae_tf import classifier, data, evaluate, models, report, train
+
+
+def test_classifier_is_trained_once_then_loaded_from_the_cache(tmp_path):
+    ds = data.synthetic(120)
+    labels = (ds.train.reshape(len(ds.train), -1).mean(axis=1) > ds.train.mean()).astype(np.uint8)
+    test_labels = (ds.test.reshape(len(ds.test), -1).mean(axis=1) > ds.train.mean()).astype(np.uint8)
+    first, acc1 = classifier.train_or_load("toy", ds.train, labels, ds.test, test_labels,
+                                           epochs=1, cache_dir=tmp_path)
+    cached = list((tmp_path / "classifiers").glob("*.keras"))
+    assert len(cached) == 1
+    second, acc2 = classifier.train_or_load("toy", ds.train, labels, ds.test, test_labels,
+                                            epochs=1, cache_dir=tmp_path)
+    assert acc1 == acc2 and 0.0 <= acc1 <= 1.0
+    feats, probs = classifier.features(second, ds.test)
+    assert feats.shape == (len(ds.test), 128) and probs.shape == (len(ds.test), 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_iwae_bound_is_at_least_the_elbo_and_grows_with_k():
+    cfg = tiny_config("vae-mnist")
+    model = models.build(cfg)
+    x = data.scale(data.synthetic(40).train[:16], "vae", binarize=True)
+    bounds = {}
+    for k in (1, 10, 100):
+        log_w = model.log_importance_weights(x, k).numpy()
+        assert log_w.shape == (16, k)
+        bounds[k] = evaluate_bound(log_w)
+        elbo = log_w.mean(axis=1)
+        assert np.all(evaluate_bound(log_w, per_image=True) >= elbo - 1e-4)
+    assert bounds[1] < bounds[10] < bounds[100]
+
+
+def evaluate_bound(log_w, per_image=False):
+    from gan_vae_tf import metrics
+    per = metrics.iwae_bound(log_w)
+    return per if per_image else float(np.mean(per))
+
+
+@pytest.fixture
+def two_tiny_runs(tmp_path, mnist_dir, monkeypatch):
+    monkeypatch.setenv("GAN_VAE_TF_CACHE", str(tmp_path / "cache"))
+    runs = []
+    for preset in ("gan-mnist", "vae-mnist"):
+        run = tmp_path / preset
+        args = ["--preset", preset, "--epochs", "2", "--batch-size", "16", "--data-dir",
+                str(mnist_dir), "--out", str(run), "--verbose", "0"]
+        for item in TINY[preset]:
+            args += ["--set", item]
+        assert train.main(args) == 0
+        assert evaluate.main([str(run), "--quality-num", "24", "--iwae-k", "5",
+                              "--iwae-images", "4"]) == 0
+        runs.append(run)
+    return runs
+
+
+def test_evaluate_writes_quality_beside_the_real_data_floor(two_tiny_runs):
+    for run in two_tiny_runs:
+        q = json.loads((run / "metrics.json").read_text())["quality"]
+        assert set(q["model"]) >= {"fid", "kid", "kid_std", "precision", "recall", "classifier_score"}
+        assert q["model"].keys() == q["real_floor"].keys() and q["n"] == 24
+        assert "skipped" in q["inception"]
+    vae = json.loads((two_tiny_runs[1] / "metrics.json").read_text())
+    assert vae["iwae"]["k"] == 5 and vae["iwae"]["iwae_nats"] >= vae["iwae"]["elbo_same_images_nats"]
+
+
+def test_report_builds_tables_figures_and_html_from_two_runs(two_tiny_runs, tmp_path):
+    out = tmp_path / "report"
+    assert report.main([*map(str, two_tiny_runs), "--out", str(out)]) == 0
+    tables = (out / "tables.md").read_text()
+    assert "## mnist" in tables and "DCGAN" in tables and "VAE" in tables and "floor" in tables
+    for name in ("samples.gif", "loss_curves.png", "generator.png", "discriminator.png"):
+        assert (out / "gan-mnist" / name).stat().st_size > 0
+    for name in ("latent_manifold.png", "latent_scatter.png", "interpolations.png",
+                 "reconstructions.png", "encoder.png", "decoder.png"):
+        assert (out / "vae-mnist" / name).stat().st_size > 0
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/") >= 12 and "<table>" in page
+
+
+def test_report_refuses_a_run_that_was_not_evaluated(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{}")
+    assert report.main([str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "evaluate" in capsys.readouterr().err
