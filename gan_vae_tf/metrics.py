@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -27,12 +28,20 @@ def bits_per_dim(nats_per_image: float, dims: int) -> float:
     return float(-nats_per_image / (dims * math.log(2.0)))
 
 
+def iwae_bound(log_weights: np.ndarray) -> np.ndarray:
+    """Per-image importance-weighted bound log (1/k) sum_i w_i from (N, k) log-weights; with
+    k = 1 it is the ELBO, and it tightens towards log p(x) as k grows (Burda et al. 2016)."""
+    log_w = np.asarray(log_weights, dtype=np.float64)
+    top = log_w.max(axis=1, keepdims=True)
+    return (top[:, 0] + np.log(np.mean(np.exp(log_w - top), axis=1)))
+
+
 def mse(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean((np.asarray(x, np.float64) - np.asarray(y, np.float64)) ** 2))
 
 
 def gaussian_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance of (N, D) features, so a reference set's fit can be computed once and cached."""
+    """Mean and covariance of (N, D) features, so the real set's fit can be computed once and cached."""
     feats = np.asarray(feats, dtype=np.float64)
     if feats.ndim != 2 or len(feats) < 2:
         raise ValueError(f"need an (N >= 2, D) array of features, got shape {feats.shape}")
@@ -44,7 +53,8 @@ def _psd_sqrt(cov: np.ndarray) -> np.ndarray:
     return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
 
 
-def frechet_distance_from_stats(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
+def frechet_distance_from_stats(mu1: np.ndarray, cov1: np.ndarray,
+                                mu2: np.ndarray, cov2: np.ndarray) -> float:
     """Squared 2-Wasserstein distance between two Gaussians.
 
     tr sqrt(cov1 cov2) equals tr sqrt(S cov2 S) with S = sqrt(cov1); the latter is symmetric, so a
@@ -66,13 +76,15 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
 
 
 def _cubic_kernel_sum(x: np.ndarray, y: np.ndarray) -> float:
-    """Sum over all pairs of (x.y/d + 1)^3, expanded into power sums of u = x.y so the only
-    full-size passes are the product, one square and two dot products."""
+    """Sum over all pairs of (x.y/d + 1)^3, expanded into power sums of u = x.y so that besides the
+    product only a square, a multiply and two sums touch the full matrix."""
     d = x.shape[1]
     u = x @ y.T
     sum_u = float(x.sum(axis=0) @ y.sum(axis=0))
-    sum_u2 = float(np.vdot(u, u))
-    sum_u3 = float(np.vdot(np.square(u), u))
+    powers = np.square(u)
+    sum_u2 = float(powers.sum())
+    powers *= u
+    sum_u3 = float(powers.sum())
     return sum_u3 / d ** 3 + 3.0 * sum_u2 / d ** 2 + 3.0 * sum_u / d + u.size
 
 
@@ -94,8 +106,9 @@ def kernel_inception_distance(feats_a: np.ndarray, feats_b: np.ndarray, subsets:
     for s in range(subsets):
         x = a[rng.choice(len(a), m, replace=False)]
         y = b[rng.choice(len(b), m, replace=False)]
-        diagonal = np.sum((np.einsum("ij,ij->i", x, x) / d + 1.0) ** 3 + (np.einsum("ij,ij->i", y, y) / d + 1.0) ** 3)
-        within = (_cubic_kernel_sum(x, x) + _cubic_kernel_sum(y, y) - diagonal) / off_diagonal
+        self_terms = np.sum((np.einsum("ij,ij->i", x, x) / d + 1.0) ** 3)
+        self_terms += np.sum((np.einsum("ij,ij->i", y, y) / d + 1.0) ** 3)
+        within = (_cubic_kernel_sum(x, x) + _cubic_kernel_sum(y, y) - self_terms) / off_diagonal
         values[s] = within - 2.0 * _cubic_kernel_sum(x, y) / m ** 2
     return float(values.mean()), float(values.std())
 
@@ -142,7 +155,8 @@ def precision_recall(real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 3,
         raise ValueError(f"each set needs more than k={k} samples")
     real_left, real_right = _distance_operands(real)
     fake_left, fake_right = _distance_operands(fake)
-    real_radii, fake_radii = _knn_radii_sq(real_left, real_right, k), _knn_radii_sq(fake_left, fake_right, k)
+    real_radii = _knn_radii_sq(real_left, real_right, k)
+    fake_radii = _knn_radii_sq(fake_left, fake_right, k)
     fake_in_real = np.zeros(len(fake), dtype=bool)
     real_in_fake = np.zeros(len(real), dtype=bool)
     step = _chunk_rows(len(real))
@@ -215,15 +229,20 @@ def pyramid_levels(size: int, min_resolution: int = 16) -> int:
     return levels
 
 
+def _laplacian_levels(images: np.ndarray, levels: int) -> Iterator[np.ndarray]:
+    """Yield one level at a time so only the current and next-coarser levels are held in memory."""
+    current = np.array(images, np.float32)
+    for _ in range(1, levels):
+        coarser = _halve(_halve(current, 1), 2)
+        current -= _double(_double(coarser, 1, current.shape[1]), 2, current.shape[2])
+        yield current
+        current = coarser
+    yield current
+
+
 def laplacian_pyramid(images: np.ndarray, levels: int) -> list[np.ndarray]:
     """Band-pass residuals from finest to coarsest, the last level being the low-pass image itself."""
-    pyramid = [np.array(images, np.float32)]
-    for _ in range(1, levels):
-        finer = pyramid[-1]
-        coarser = _halve(_halve(finer, 1), 2)
-        finer -= _double(_double(coarser, 1, finer.shape[1]), 2, finer.shape[2])
-        pyramid.append(coarser)
-    return pyramid
+    return list(_laplacian_levels(images, levels))
 
 
 def _patch_descriptors(level: np.ndarray, patch_size: int, per_image: int,
@@ -235,11 +254,15 @@ def _patch_descriptors(level: np.ndarray, patch_size: int, per_image: int,
     rows = rng.integers(half, h - half, size=count) + np.repeat(np.arange(n), per_image) * h
     cols = rng.integers(half, w - half, size=count)
     pixels = (rows[:, None, None] + offsets[:, None]) * w + (cols[:, None, None] + offsets)
-    patches = np.take(level.reshape(-1, c), pixels.ravel(), axis=0)
-    patches -= patches.mean(axis=0)
-    std = patches.std(axis=0)
-    patches /= np.where(std > 0, std, 1.0)
-    return patches.reshape(count, -1)
+    patches = np.take(level.reshape(-1, c), pixels.ravel(), axis=0).reshape(count, -1)
+    values = patches.size // c
+    mean = patches.sum(axis=0, dtype=np.float64).reshape(-1, c).sum(axis=0) / values
+    power = np.einsum("ij,ij->j", patches, patches, dtype=np.float64).reshape(-1, c).sum(axis=0) / values
+    std = np.sqrt(np.maximum(power - mean ** 2, 0.0))
+    scale = 1.0 / np.where(std > 1e-6 * (1.0 + np.abs(mean)), std, 1.0)
+    patches -= np.tile(mean, patch_size ** 2).astype(np.float32)
+    patches *= np.tile(scale, patch_size ** 2).astype(np.float32)
+    return patches
 
 
 def _sliced_wasserstein(a: np.ndarray, b: np.ndarray, repeats: int, directions: int,
@@ -252,7 +275,7 @@ def _sliced_wasserstein(a: np.ndarray, b: np.ndarray, repeats: int, directions: 
         proj_a.sort(axis=1)
         proj_b.sort(axis=1)
         proj_a -= proj_b
-        results.append(np.abs(proj_a).mean(dtype=np.float64))
+        results.append(np.abs(proj_a, out=proj_a).mean())
     return float(np.mean(results))
 
 
@@ -270,13 +293,14 @@ def sliced_wasserstein_distance(images_a: np.ndarray, images_b: np.ndarray, patc
     if a.ndim == 3:
         a, b = a[..., None], b[..., None]
     if a.ndim != 4 or a.shape[1:] != b.shape[1:]:
-        raise ValueError(f"need two (N, H, W, C) image arrays of the same size, got {a.shape} and {b.shape}")
-    if min(a.shape[1:3]) < patch_size:
-        raise ValueError(f"images of {a.shape[1]}x{a.shape[2]} are smaller than {patch_size}x{patch_size} patches")
+        raise ValueError(f"need two (N, H, W, C) image sets of the same size, got {a.shape} and {b.shape}")
+    if patch_size % 2 == 0 or min_resolution < patch_size or min(a.shape[1:3]) < patch_size:
+        raise ValueError(f"need an odd patch_size no larger than min_resolution ({min_resolution}) "
+                         f"or the images ({a.shape[1]}x{a.shape[2]}), got {patch_size}")
     rng = np.random.default_rng(seed)
     levels = pyramid_levels(min(a.shape[1:3]), min_resolution)
     results = []
-    for level_a, level_b in zip(laplacian_pyramid(a, levels), laplacian_pyramid(b, levels)):
+    for level_a, level_b in zip(_laplacian_levels(a, levels), _laplacian_levels(b, levels)):
         desc_a = _patch_descriptors(level_a, patch_size, patches_per_image, rng)
         desc_b = _patch_descriptors(level_b, patch_size, patches_per_image, rng)
         n = min(len(desc_a), len(desc_b))

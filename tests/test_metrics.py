@@ -38,6 +38,16 @@ def test_fid_from_diagonal_stats_matches_closed_form(rng):
     assert got == pytest.approx(expected, rel=1e-9)
 
 
+def test_fid_from_full_covariances_matches_scipy_sqrtm(rng):
+    linalg = pytest.importorskip("scipy.linalg")
+    a, b = rng.standard_normal((6, 6)), rng.standard_normal((6, 6))
+    cov1, cov2 = a @ a.T, b @ b.T + np.eye(6)
+    mu1, mu2 = rng.standard_normal(6), rng.standard_normal(6)
+    expected = (np.sum((mu1 - mu2) ** 2) + np.trace(cov1) + np.trace(cov2)
+                - 2.0 * np.trace(linalg.sqrtm(cov1 @ cov2).real))
+    assert metrics.frechet_distance_from_stats(mu1, cov1, mu2, cov2) == pytest.approx(expected, rel=1e-8)
+
+
 def test_fid_stays_finite_when_covariances_are_rank_deficient(rng):
     a, b = rng.standard_normal((10, 32)), rng.standard_normal((10, 32))
     assert np.isfinite(metrics.frechet_distance(a, b))
@@ -49,6 +59,19 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_for_a_shift(rng):
     shifted_mean, shifted_std = metrics.kernel_inception_distance(a, b + 1.0, subsets=20, subset_size=200)
     assert shifted_mean > 0.1 and abs(same_mean) < 0.02 * shifted_mean
     assert same_std >= 0.0 and shifted_std >= 0.0
+
+
+def test_kid_over_one_full_subset_is_the_unbiased_mmd(rng):
+    x, y = rng.standard_normal((30, 3)), rng.standard_normal((30, 3)) + 0.5
+
+    def k(p, q):
+        return (p @ q.T / 3 + 1.0) ** 3
+
+    m = len(x)
+    within = (k(x, x).sum() - np.trace(k(x, x)) + k(y, y).sum() - np.trace(k(y, y))) / (m * (m - 1))
+    expected = within - 2.0 * k(x, y).mean()
+    mean, std = metrics.kernel_inception_distance(x, y, subsets=1, subset_size=m)
+    assert mean == pytest.approx(expected, rel=1e-10) and std == 0.0
 
 
 def test_kid_caps_subset_size_at_the_smaller_set(rng):
@@ -75,12 +98,25 @@ def test_fakes_far_from_the_real_set_have_neither(rng):
     assert metrics.precision_recall(real, fake, k=3) == (0.0, 0.0)
 
 
-def test_precision_recall_chunks_and_subsamples_consistently(rng, monkeypatch):
+def test_precision_recall_in_row_chunks_matches_a_brute_force_count(rng, monkeypatch):
     real, fake = rng.standard_normal((200, 3)), rng.standard_normal((150, 3)) * 1.5
-    whole = metrics.precision_recall(real, fake)
+
+    def dist(p, q):
+        return np.linalg.norm(p[:, None] - q[None], axis=-1)
+
+    real_radii = np.sort(dist(real, real), axis=1)[:, 3]
+    fake_radii = np.sort(dist(fake, fake), axis=1)[:, 3]
+    cross = dist(fake, real)
+    expected = ((cross <= real_radii[None]).any(axis=1).mean(),
+                (cross <= fake_radii[:, None]).any(axis=0).mean())
     monkeypatch.setattr(metrics, "_chunk_rows", lambda n_cols: 7)
-    assert metrics.precision_recall(real, fake) == whole
-    assert 0.0 <= metrics.precision_recall(real, fake, max_samples=100)[0] <= 1.0
+    assert metrics.precision_recall(real, fake, k=3) == pytest.approx(expected)
+
+
+def test_precision_recall_subsamples_to_max_samples(rng):
+    real, fake = rng.standard_normal((300, 3)), rng.standard_normal((300, 3))
+    precision, recall = metrics.precision_recall(real, fake, max_samples=50)
+    assert 0.5 < precision <= 1.0 and 0.5 < recall <= 1.0
 
 
 def test_classifier_score_of_confident_evenly_spread_predictions_is_the_class_count():
@@ -123,6 +159,7 @@ def test_laplacian_pyramid_of_a_constant_image_has_zero_residuals():
 
 
 def _box_blur(images: np.ndarray) -> np.ndarray:
+    """3x3 mean filter with wrap-around, independent of the metric's own pyramid filter."""
     images = images.astype(np.float32)
     return sum(np.roll(images, (dy, dx), axis=(1, 2)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9.0
 
@@ -137,7 +174,16 @@ def test_swd_of_a_set_with_itself_is_small_next_to_blurred_or_noisy_copies(rng):
     assert len(itself) == len(blurred) == len(noisy) == 3
     assert all(v >= 0 for v in itself + blurred + noisy)
     assert 2.0 * itself[0] < blurred[0] and 2.0 * itself[0] < noisy[0]
-    assert metrics.mean_sliced_wasserstein_distance(images, images, **kwargs) == pytest.approx(np.mean(itself))
+    mean = metrics.mean_sliced_wasserstein_distance(images, images, **kwargs)
+    assert mean == pytest.approx(np.mean(itself))
+
+
+def test_swd_ignores_global_contrast_and_brightness_because_each_set_is_normalized(rng):
+    images = _blocky_images(rng, 4).astype(np.float32)
+    kwargs = dict(patches_per_image=16, repeats=1, directions=32)
+    itself = metrics.sliced_wasserstein_distance(images, images, **kwargs)
+    dimmed = metrics.sliced_wasserstein_distance(images, 0.5 * images + 10.0, **kwargs)
+    np.testing.assert_allclose(dimmed, itself, rtol=1e-3)
 
 
 def test_swd_accepts_grayscale_and_sets_of_different_sizes(rng):
@@ -145,3 +191,10 @@ def test_swd_accepts_grayscale_and_sets_of_different_sizes(rng):
     b = rng.random((9, 28, 28))
     values = metrics.sliced_wasserstein_distance(a, b, patches_per_image=8, repeats=1, directions=16)
     assert len(values) == 1 and values[0] >= 0
+
+
+def test_swd_rejects_patches_that_do_not_fit(rng):
+    with pytest.raises(ValueError, match="patch_size"):
+        metrics.sliced_wasserstein_distance(rng.random((2, 6, 6)), rng.random((2, 6, 6)))
+    with pytest.raises(ValueError, match="patch_size"):
+        metrics.sliced_wasserstein_distance(rng.random((2, 32, 32)), rng.random((2, 32, 32)), patch_size=6)

@@ -24,13 +24,15 @@ def test_classifier_is_trained_once_then_loaded_from_the_cache(tmp_path):
 
 
 def test_iwae_bound_is_at_least_the_elbo_and_grows_with_k():
-    cfg = tiny_config("vae-mnist")
+    cfg = tiny_config("vae-mnist", batch_size=16)
     model = models.build(cfg)
-    x = data.scale(data.synthetic(40).train[:16], "vae", binarize=True)
+    images = data.synthetic(400).train
+    model.fit(data.pipeline(images, cfg, training=True), epochs=2, verbose=0, shuffle=False)
+    x = data.scale(images[:64], "vae", binarize=True)
     bounds = {}
     for k in (1, 10, 100):
         log_w = model.log_importance_weights(x, k).numpy()
-        assert log_w.shape == (16, k)
+        assert log_w.shape == (64, k)
         bounds[k] = evaluate_bound(log_w)
         elbo = log_w.mean(axis=1)
         assert np.all(evaluate_bound(log_w, per_image=True) >= elbo - 1e-4)
