@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from gan_vae_tf import plots
+from gan_vae_tf.errors import NonFiniteLoss
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -88,3 +89,38 @@ def vae_renderer(z: np.ndarray, batch: np.ndarray, ncol: int = 4) -> Callable[[k
         return plots.side_by_side(plots.grid(plots.to_uint8(samples), ncol),
                                   plots.grid(plots.to_uint8(pairs), len(batch)))
     return render
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops at the first step whose running losses are not finite, naming epoch and step."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, value in (logs or {}).items():
+            if not np.isfinite(float(value)):
+                raise NonFiniteLoss(f"{name} became {float(value)} at epoch {self.epoch}, step "
+                                    f"{batch + 1}; the last good checkpoint is kept")
+
+
+def truncate_history(path: str | os.PathLike, epochs: int) -> None:
+    """Keep only rows of finished epochs <= `epochs` (a kill may fall after the row, before the
+    checkpoint), so a resumed run writes every epoch exactly once."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        rows = [r for r in reader if int(float(r["epoch"])) <= epochs]
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)

@@ -71,6 +71,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"
     steps_per_execution: int = 1
+    deterministic: bool = False  # TensorFlow op determinism: identical losses for one seed
 
 
 @dataclass(frozen=True)

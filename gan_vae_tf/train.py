@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from gan_vae_tf import config as config_lib
-from gan_vae_tf.errors import UserError
+from gan_vae_tf.errors import NonFiniteLoss, UserError
 
 log = logging.getLogger("gan_vae_tf")
 
@@ -25,7 +26,9 @@ DEFAULT_RUNS = Path("experiments") / "runs"
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m gan_vae_tf.train", description=__doc__.splitlines()[0])
-    p.add_argument("--preset", required=True, help=f"one of: {', '.join(config_lib.PRESETS)}")
+    p.add_argument("--preset", help=f"one of: {', '.join(config_lib.PRESETS)}")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a stopped run from its last checkpoint (with --epochs: up to N)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--latent-dim", type=int, help="VAE latent size")
@@ -36,6 +39,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int)
     p.add_argument("--precision", choices=config_lib.PRECISIONS)
     p.add_argument("--steps-per-execution", type=int)
+    p.add_argument("--deterministic", action="store_true",
+                   help="TensorFlow op determinism: the same seed gives the same losses")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set vae.obs_sigma=0.2")
     p.add_argument("--out", help="run directory (default: experiments/runs/<preset>-<time>)")
@@ -46,12 +51,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> config_lib.Config:
+    if args.resume:
+        path = Path(args.resume) / "config.json"
+        if not path.is_file():
+            raise UserError(f"cannot resume {args.resume}: it is not a run directory (no config.json)")
+        cfg = config_lib.Config.from_json(path)
+        if args.epochs is not None:
+            cfg = replace(cfg, train=replace(cfg.train, epochs=args.epochs))
+        return config_lib.validate(cfg)
+    if not args.preset:
+        raise UserError("give --preset NAME (or --resume RUN_DIR)")
     cfg = config_lib.preset(args.preset)
     flags = {("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
              ("vae", "latent_dim"): args.latent_dim, ("data", "data_dir"): args.data_dir,
              ("data", "dataset"): args.dataset, ("data", "limit"): args.limit,
              ("train", "seed"): args.seed, ("train", "precision"): args.precision,
-             ("train", "steps_per_execution"): args.steps_per_execution}
+             ("train", "steps_per_execution"): args.steps_per_execution,
+             ("train", "deterministic"): args.deterministic or None}
     for (section, key), value in flags.items():
         if value is not None:
             cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: value})})
@@ -62,10 +78,12 @@ def prepare_run_dir(out: str | None, preset: str, overwrite: bool) -> Path:
     run_dir = Path(out) if out else DEFAULT_RUNS / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
-            raise UserError(f"run directory {run_dir} already holds a run; pass --overwrite to "
-                            f"replace it or --out to choose another")
+            raise UserError(f"run directory {run_dir} already holds a run; pass --resume {run_dir} "
+                            f"to continue it, --overwrite to replace it, or another --out")
         for name in ("history.csv", "metrics.json", "summary.json"):
             (run_dir / name).unlink(missing_ok=True)
+        for name in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):
+            shutil.rmtree(run_dir / name, ignore_errors=True)
         for png in (run_dir / "samples").glob("*.png"):
             png.unlink()
     try:
@@ -78,53 +96,73 @@ def prepare_run_dir(out: str | None, preset: str, overwrite: bool) -> Path:
     return run_dir
 
 
-def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2) -> dict:
-    """Train `cfg` into `run_dir`; returns the summary it also writes to summary.json."""
+def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool = False) -> dict:
+    """Train `cfg` into `run_dir` (continuing its checkpoint when `resume`); returns the summary
+    it also writes to summary.json."""
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from gan_vae_tf import callbacks, data, models, precision
+    from gan_vae_tf import callbacks, checkpoint, data, models, precision
 
     policy, why = precision.resolve(cfg.train.precision)
     log.info("precision: %s (%s)", policy, why)
     keras.utils.set_random_seed(cfg.train.seed)
+    if cfg.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
 
     dataset = data.load(cfg.data)
     train_ds = data.pipeline(dataset.train, cfg, training=True)
     test_ds = data.pipeline(dataset.test, cfg, training=False)
     log.info("data: %s, %d train / %d test images", dataset.source, len(dataset.train), len(dataset.test))
 
-    record = cfg.to_dict()
-    record["run"] = {"data": dataset.describe(), "precision": policy, "precision_reason": why,
-                     "tensorflow": tf.__version__, "keras": keras.__version__,
-                     "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    (run_dir / "config.json").write_text(json.dumps(record, indent=2) + "\n")
-
     model = models.build(cfg, policy)
     rng = np.random.default_rng(cfg.train.seed)
     if cfg.model == "gan":
-        render = callbacks.gan_renderer(rng.standard_normal((16, cfg.gan.noise_dim)).astype("float32"))
+        fixed = {"noise": rng.standard_normal((16, cfg.gan.noise_dim)).astype("float32")}
     else:
-        fixed = next(iter(data.pipeline(dataset.test[:8], cfg, training=False, batch_size=8))).numpy()
-        render = callbacks.vae_renderer(
-            rng.standard_normal((16, cfg.vae.latent_dim)).astype("float32"), fixed)
-    cbs = [callbacks.SampleGrid(run_dir, render),
-           callbacks.History(run_dir, title=f"{cfg.preset} ({dataset.source})")]
+        fixed = {"z": rng.standard_normal((16, cfg.vae.latent_dim)).astype("float32"),
+                 "batch": next(iter(data.pipeline(dataset.test[:8], cfg, training=False,
+                                                  batch_size=8))).numpy()}
+    state = checkpoint.RunState(model, fixed)
+    done = 0
+    if resume:
+        done = state.restore(run_dir)
+        callbacks.truncate_history(run_dir / "history.csv", done)
+        log.info("resuming after epoch %d of %d", done, cfg.train.epochs)
+    else:
+        record = cfg.to_dict()
+        record["run"] = {"data": dataset.describe(), "precision": policy, "precision_reason": why,
+                         "tensorflow": tf.__version__, "keras": keras.__version__,
+                         "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        (run_dir / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+    fixed = {k: v.numpy() for k, v in state.fixed.items()}
+    render = (callbacks.gan_renderer(fixed["noise"]) if cfg.model == "gan"
+              else callbacks.vae_renderer(fixed["z"], fixed["batch"]))
+    saver = checkpoint.Checkpoint(run_dir, state)
+    saver.finished = done
+    cbs = [callbacks.NonFiniteGuard(), callbacks.SampleGrid(run_dir, render),
+           callbacks.History(run_dir, title=f"{cfg.preset} ({dataset.source})"), saver]
 
-    start = time.perf_counter()
-    history = model.fit(train_ds, epochs=cfg.train.epochs, callbacks=cbs, verbose=verbose, shuffle=False,
-                        validation_data=test_ds if cfg.model == "vae" else None)
-    seconds = time.perf_counter() - start
-
+    if done < cfg.train.epochs:
+        try:
+            model.fit(train_ds, epochs=cfg.train.epochs, initial_epoch=done, callbacks=cbs,
+                      verbose=verbose, shuffle=False,
+                      validation_data=test_ds if cfg.model == "vae" else None)
+        except KeyboardInterrupt:
+            state.save(run_dir, saver.finished)
+            raise
     model.save(run_dir / "model.keras")
     for name, part in models.parts(model).items():
         part.save(run_dir / f"{name}.keras")
-    summary = {"epochs": cfg.train.epochs, "seconds": round(seconds, 2),
-               "seconds_per_epoch": round(seconds / cfg.train.epochs, 2),
-               "images_per_second": round(len(dataset.train) // cfg.train.batch_size
-                                          * cfg.train.batch_size * cfg.train.epochs / seconds, 1),
-               "final": {k: float(v[-1]) for k, v in history.history.items()}}
+    history = callbacks.read_history(run_dir / "history.csv")
+    seconds = float(sum(history["seconds"]))
+    steps = len(dataset.train) // cfg.train.batch_size
+    summary = {"epochs": len(history["epoch"]), "seconds": round(seconds, 2),
+               "seconds_per_epoch": round(seconds / len(history["epoch"]), 2),
+               "images_per_second": round(steps * cfg.train.batch_size * len(history["epoch"]) / seconds, 1),
+               "precision": policy,
+               "final": {k: v[-1] for k, v in history.items() if k not in ("epoch", "seconds")}}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -134,15 +172,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = build_config(args)
-        run_dir = prepare_run_dir(args.out, cfg.preset, args.overwrite)
+        if args.resume:
+            run_dir = Path(args.resume)
+        else:
+            run_dir = prepare_run_dir(args.out, cfg.preset, args.overwrite)
         verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
         log.info("run directory: %s", run_dir)
-        summary = train(cfg, run_dir, verbose)
+        summary = train(cfg, run_dir, verbose, resume=bool(args.resume))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except NonFiniteLoss as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
-        print("\ninterrupted: finished epochs are in history.csv and samples/", file=sys.stderr)
+        where = args.resume or args.out or "RUN_DIR"
+        print(f"\ninterrupted: checkpoint saved; continue with: python -m gan_vae_tf.train "
+              f"--resume {where}", file=sys.stderr)
         return 130
     final = ", ".join(f"{k} {v:.4g}" for k, v in summary["final"].items())
     print(f"done: {summary['epochs']} epochs in {summary['seconds']:.1f} s "
