@@ -72,6 +72,7 @@ class TrainConfig:
     precision: str = "auto"
     steps_per_execution: int = 1
     deterministic: bool = False  # TensorFlow op determinism: identical losses for one seed
+    strategy: str = "default"  # tf.distribute: default, mirrored, multiworker
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,8 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"--limit must be positive, got {d.limit}")
     if t.precision not in PRECISIONS:
         raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
+    if t.strategy not in ("default", "mirrored", "multiworker"):
+        raise UserError(f"strategy must be default, mirrored or multiworker, got {t.strategy!r}")
     if d.dataset not in DATASETS:
         raise UserError(f"dataset must be one of {', '.join(DATASETS)}, got {d.dataset!r}")
     if cfg.vae.likelihood not in LIKELIHOODS:

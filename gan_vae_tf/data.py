@@ -236,4 +236,6 @@ def pipeline(images: np.ndarray, cfg: Config, training: bool, batch_size: int | 
     ds = ds.batch(batch, drop_remainder=training).map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True
+    # Shard by element across workers: the source is an index range, not files.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -31,8 +31,11 @@ class _OwnOptimizers:
 
 
 def _scaled(optimizer, loss):
-    """The loss to differentiate: multiplied by the loss scale under mixed_float16. Must be
-    called inside the GradientTape, so the tape records the multiplication."""
+    """The loss to differentiate. Divided by the number of replicas, because the optimizer sums
+    replica gradients (each replica's loss is a mean over its share of the global batch), and
+    multiplied by the loss scale under mixed_float16. Must be called inside the GradientTape,
+    so the tape records both."""
+    loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return optimizer.scale_loss(loss)
     return loss

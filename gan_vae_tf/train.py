@@ -39,6 +39,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int)
     p.add_argument("--precision", choices=config_lib.PRECISIONS)
     p.add_argument("--steps-per-execution", type=int)
+    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
+                   help="tf.distribute: mirrored = all GPUs of this host, multiworker = hosts in TF_CONFIG")
+    p.add_argument("--cpu-devices", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--deterministic", action="store_true",
                    help="TensorFlow op determinism: the same seed gives the same losses")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -67,7 +70,8 @@ def build_config(args: argparse.Namespace) -> config_lib.Config:
              ("data", "dataset"): args.dataset, ("data", "limit"): args.limit,
              ("train", "seed"): args.seed, ("train", "precision"): args.precision,
              ("train", "steps_per_execution"): args.steps_per_execution,
-             ("train", "deterministic"): args.deterministic or None}
+             ("train", "deterministic"): args.deterministic or None,
+             ("train", "strategy"): args.strategy}
     for (section, key), value in flags.items():
         if value is not None:
             cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: value})})
@@ -103,7 +107,7 @@ def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool 
     import numpy as np
     import tensorflow as tf
 
-    from gan_vae_tf import callbacks, checkpoint, data, models, precision
+    from gan_vae_tf import callbacks, checkpoint, data, distribute, models, precision
 
     policy, why = precision.resolve(cfg.train.precision)
     log.info("precision: %s (%s)", policy, why)
@@ -116,7 +120,7 @@ def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool 
     test_ds = data.pipeline(dataset.test, cfg, training=False)
     log.info("data: %s, %d train / %d test images", dataset.source, len(dataset.train), len(dataset.test))
 
-    model = models.build(cfg, policy)
+    strategy = distribute.make(cfg.train.strategy)
     rng = np.random.default_rng(cfg.train.seed)
     if cfg.model == "gan":
         fixed = {"noise": rng.standard_normal((16, cfg.gan.noise_dim)).astype("float32")}
@@ -124,7 +128,9 @@ def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool 
         fixed = {"z": rng.standard_normal((16, cfg.vae.latent_dim)).astype("float32"),
                  "batch": next(iter(data.pipeline(dataset.test[:8], cfg, training=False,
                                                   batch_size=8))).numpy()}
-    state = checkpoint.RunState(model, fixed)
+    with strategy.scope():
+        model = models.build(cfg, policy)
+        state = checkpoint.RunState(model, fixed)
     done = 0
     if resume:
         done = state.restore(run_dir)
@@ -170,6 +176,9 @@ def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(argv)
+    if args.cpu_devices:
+        from gan_vae_tf.distribute import split_cpu
+        split_cpu(args.cpu_devices)
     try:
         cfg = build_config(args)
         if args.resume:
