@@ -41,13 +41,31 @@ def _scaled(optimizer, loss):
     return loss
 
 
-def _apply(tape: tf.GradientTape, scaled_loss, optimizer, variables) -> None:
-    """One update; a LossScaleOptimizer unscales the gradients and skips non-finite steps."""
-    optimizer.apply(tape.gradient(scaled_loss, variables), variables)
+def _apply(tape: tf.GradientTape, scaled_loss, optimizer, variables):
+    """One update; a LossScaleOptimizer unscales the gradients and skips non-finite steps.
+    Returns 1.0 for a step the loss scaler skipped, else 0.0."""
+    grads = tape.gradient(scaled_loss, variables)
+    skipped = 0.0
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        skipped = 1.0 - ops.cast(optimizer.check_finite(grads), "float32")
+    optimizer.apply(grads, variables)
+    return skipped
+
+
+class _SkippedSteps:
+    """Counts steps a loss scaler skipped (mixed_float16 overflow): logged, not a failure."""
+
+    def _track_skips(self, loss_scale: bool) -> None:
+        if loss_scale and "skipped_steps" not in self.trackers:
+            self.trackers["skipped_steps"] = keras.metrics.Sum(name="skipped_steps")
+
+    def _count_skips(self, *skipped) -> None:
+        if "skipped_steps" in self.trackers:
+            self.trackers["skipped_steps"].update_state(sum(skipped))
 
 
 @keras.saving.register_keras_serializable(package="gan_vae_tf")
-class DCGAN(_OwnOptimizers, keras.Model):
+class DCGAN(_OwnOptimizers, _SkippedSteps, keras.Model):
     """A generator and a discriminator trained together with the non-saturating BCE losses."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, seed: int | None = None,
@@ -67,6 +85,7 @@ class DCGAN(_OwnOptimizers, keras.Model):
         super().compile(**kwargs)
         self._optimizer_args = {"learning_rate": learning_rate, "beta_1": beta_1,
                                 "loss_scale": loss_scale}
+        self._track_skips(loss_scale)
         self.g_optimizer = _optimizer(learning_rate, beta_1, loss_scale)
         self.d_optimizer = _optimizer(learning_rate, beta_1, loss_scale)
         self.g_optimizer.build(self.generator.trainable_variables)
@@ -92,8 +111,9 @@ class DCGAN(_OwnOptimizers, keras.Model):
             g_loss = losses.generator_loss(fake_logits)
             g_scaled = _scaled(self.g_optimizer, g_loss)
             d_scaled = _scaled(self.d_optimizer, d_loss)
-        _apply(g_tape, g_scaled, self.g_optimizer, self.generator.trainable_variables)
-        _apply(d_tape, d_scaled, self.d_optimizer, self.discriminator.trainable_variables)
+        self._count_skips(
+            _apply(g_tape, g_scaled, self.g_optimizer, self.generator.trainable_variables),
+            _apply(d_tape, d_scaled, self.d_optimizer, self.discriminator.trainable_variables))
         return self._track(d_loss, g_loss, real_logits, fake_logits)
 
     def test_step(self, real):
@@ -126,7 +146,7 @@ class DCGAN(_OwnOptimizers, keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="gan_vae_tf")
-class VAE(_OwnOptimizers, keras.Model):
+class VAE(_OwnOptimizers, _SkippedSteps, keras.Model):
     """A convolutional VAE trained on the negative single-sample Monte-Carlo ELBO.
 
     ELBO(x) = log p(x | z) - KL(q(z|x) || p(z)) with z ~ q(z|x) drawn once per image; the KL
@@ -154,6 +174,7 @@ class VAE(_OwnOptimizers, keras.Model):
         super().compile(**kwargs)
         self._optimizer_args = {"learning_rate": learning_rate, "beta_1": beta_1,
                                 "loss_scale": loss_scale}
+        self._track_skips(loss_scale)
         self.vae_optimizer = _optimizer(learning_rate, beta_1, loss_scale)
         self.vae_optimizer.build(self.trainable_variables)
 
@@ -206,7 +227,7 @@ class VAE(_OwnOptimizers, keras.Model):
             elbo, log_px_z, kl = self.elbo_terms(x, training=True)
             loss = -ops.mean(elbo)
             scaled = _scaled(self.vae_optimizer, loss)
-        _apply(tape, scaled, self.vae_optimizer, self.trainable_variables)
+        self._count_skips(_apply(tape, scaled, self.vae_optimizer, self.trainable_variables))
         return self._track(loss, elbo, log_px_z, kl)
 
     def test_step(self, x):

@@ -99,3 +99,22 @@ def test_gaussian_log_prob_matches_the_closed_form():
     sigma = 0.1
     expected = 4 * (-0.5 * (0.2 / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi))
     assert float(losses.gaussian_log_prob(x, mean, sigma)[0]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_mixed_float16_counts_skipped_loss_scale_steps_instead_of_failing():
+    cfg = tiny_config("gan-mnist")
+    model = models.build(cfg, "mixed_float16")
+    batch = next(iter(_batches(cfg)))
+    model.train_step(batch)  # builds the loss-scale state
+    before = [w.numpy().copy() for w in model.discriminator.trainable_weights]
+    model.d_optimizer.dynamic_scale.assign(3e38)  # the scaled loss overflows to inf
+    logs = model.train_step(batch)
+    assert float(logs["skipped_steps"]) == 1.0 and np.isfinite(float(logs["d_loss"]))
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(before, model.discriminator.trainable_weights))
+    assert float(model.d_optimizer.dynamic_scale.numpy()) < 3e38  # the scaler backed off
+
+
+def test_float32_runs_log_no_skipped_steps():
+    cfg = tiny_config("vae-mnist")
+    logs = models.build(cfg).train_step(next(iter(_batches(cfg))))
+    assert "skipped_steps" not in logs
