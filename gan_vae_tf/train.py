@@ -80,7 +80,8 @@ def build_config(args: argparse.Namespace) -> config_lib.Config:
 
 def prepare_run_dir(out: str | None, preset: str, overwrite: bool) -> Path:
     run_dir = Path(out) if out else DEFAULT_RUNS / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if run_dir.exists() and any(run_dir.iterdir()):
+    holds_run = any((run_dir / f).exists() for f in ("config.json", "history.csv", "checkpoint"))
+    if holds_run:
         if not overwrite:
             raise UserError(f"run directory {run_dir} already holds a run; pass --resume {run_dir} "
                             f"to continue it, --overwrite to replace it, or another --out")

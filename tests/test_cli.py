@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TINY, shared_data
+from conftest import TINY, shared_data, write_mnist
 from gan_vae_tf import evaluate, train
 
 
@@ -64,6 +64,39 @@ def test_bad_training_input_is_one_line_and_exit_2(tmp_path, args, message, caps
     assert train.main([*args, "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("damage", ["truncate", "mismatch"])
+def test_damaged_idx_file_is_one_line_and_a_retry_works_once_fixed(tmp_path, mnist_dir, damage, capsys):
+    images = mnist_dir / "train-images-idx3-ubyte.gz"
+    original = images.read_bytes()
+    if damage == "truncate":
+        images.write_bytes(original[: len(original) // 2])
+    else:
+        (mnist_dir / "train-labels-idx1-ubyte.gz").write_bytes(
+            (mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    run = tmp_path / "run"
+    assert _train(run, "gan-mnist", mnist_dir) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err
+    assert ("train-images-idx3-ubyte.gz" in err) if damage == "truncate" else ("do not belong together" in err)
+    write_mnist(mnist_dir)  # repaired: the same command now runs in the same --out
+    assert _train(run, "gan-mnist", mnist_dir) == 0
+
+
+@pytest.mark.parametrize("content", ["nothing", "only_text", "only_corrupt"])
+def test_anime_folder_without_images_is_one_line_and_exit_2(tmp_path, content, capsys, monkeypatch):
+    monkeypatch.setenv("GAN_VAE_TF_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    if content == "only_text":
+        (folder / "notes.txt").write_text("hello")
+    elif content == "only_corrupt":
+        (folder / "a.jpg").write_bytes(b"junk")
+        (folder / "b.png").write_bytes(b"junk")
+    assert _train(tmp_path / "run", "gan-anime", folder) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and str(folder) in err and "\n" not in err
 
 
 def test_unwritable_output_directory_is_a_clear_error(tmp_path, mnist_dir, capsys):
