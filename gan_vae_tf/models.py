@@ -20,16 +20,6 @@ def _optimizer(learning_rate: float, beta_1: float, loss_scale: bool) -> keras.o
     return keras.optimizers.LossScaleOptimizer(opt) if loss_scale else opt
 
 
-class _OwnOptimizers:
-    """Lets `.keras` files restore the custom `compile()` (fresh optimizers, same settings)."""
-
-    def get_compile_config(self):
-        return dict(getattr(self, "_optimizer_args", {}))
-
-    def compile_from_config(self, config):
-        self.compile(**config)
-
-
 def _scaled(optimizer, loss):
     """The loss to differentiate. Divided by the number of replicas, because the optimizer sums
     replica gradients (each replica's loss is a mean over its share of the global batch), and
@@ -52,12 +42,34 @@ def _apply(tape: tf.GradientTape, scaled_loss, optimizer, variables):
     return skipped
 
 
-class _SkippedSteps:
-    """Counts steps a loss scaler skipped (mixed_float16 overflow): logged, not a failure."""
+class _CustomTrainer(keras.Model):
+    """What both models share: a custom `compile()` that makes their own optimizers (and is
+    restored from `.keras` files), metric trackers that reset each epoch, and a count of the
+    steps a loss scaler skipped (mixed_float16 overflow: logged, not a failure)."""
 
-    def _track_skips(self, loss_scale: bool) -> None:
+    trackers: dict[str, keras.metrics.Metric]
+
+    def compile(self, learning_rate: float = 1e-4, beta_1: float = 0.9, loss_scale: bool = False,
+                **kwargs):
+        super().compile(**kwargs)
+        self._optimizer_args = {"learning_rate": learning_rate, "beta_1": beta_1,
+                                "loss_scale": loss_scale}
         if loss_scale and "skipped_steps" not in self.trackers:
             self.trackers["skipped_steps"] = keras.metrics.Sum(name="skipped_steps")
+        self.make_optimizers(lambda: _optimizer(learning_rate, beta_1, loss_scale))
+
+    def make_optimizers(self, new_optimizer) -> None:
+        raise NotImplementedError
+
+    def get_compile_config(self):
+        return dict(getattr(self, "_optimizer_args", {}))
+
+    def compile_from_config(self, config):
+        self.compile(**config)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
 
     def _count_skips(self, *skipped) -> None:
         if "skipped_steps" in self.trackers:
@@ -65,7 +77,7 @@ class _SkippedSteps:
 
 
 @keras.saving.register_keras_serializable(package="gan_vae_tf")
-class DCGAN(_OwnOptimizers, _SkippedSteps, keras.Model):
+class DCGAN(_CustomTrainer):
     """A generator and a discriminator trained together with the non-saturating BCE losses."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, seed: int | None = None,
@@ -80,20 +92,10 @@ class DCGAN(_OwnOptimizers, _SkippedSteps, keras.Model):
                          for name in ("d_loss", "g_loss", "d_real", "d_fake")}
         self.built = True
 
-    def compile(self, learning_rate: float = 1e-4, beta_1: float = 0.9, loss_scale: bool = False,
-                **kwargs):
-        super().compile(**kwargs)
-        self._optimizer_args = {"learning_rate": learning_rate, "beta_1": beta_1,
-                                "loss_scale": loss_scale}
-        self._track_skips(loss_scale)
-        self.g_optimizer = _optimizer(learning_rate, beta_1, loss_scale)
-        self.d_optimizer = _optimizer(learning_rate, beta_1, loss_scale)
+    def make_optimizers(self, new_optimizer) -> None:
+        self.g_optimizer, self.d_optimizer = new_optimizer(), new_optimizer()
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     def sample_noise(self, n: int):
         return keras.random.normal((n, self.noise_dim), seed=self.seed_generator)
@@ -146,7 +148,7 @@ class DCGAN(_OwnOptimizers, _SkippedSteps, keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="gan_vae_tf")
-class VAE(_OwnOptimizers, _SkippedSteps, keras.Model):
+class VAE(_CustomTrainer):
     """A convolutional VAE trained on the negative single-sample Monte-Carlo ELBO.
 
     ELBO(x) = log p(x | z) - KL(q(z|x) || p(z)) with z ~ q(z|x) drawn once per image; the KL
@@ -169,18 +171,9 @@ class VAE(_OwnOptimizers, _SkippedSteps, keras.Model):
                          for name in ("loss", "elbo", "log_px_z", "kl")}
         self.built = True
 
-    def compile(self, learning_rate: float = 1e-4, beta_1: float = 0.9, loss_scale: bool = False,
-                **kwargs):
-        super().compile(**kwargs)
-        self._optimizer_args = {"learning_rate": learning_rate, "beta_1": beta_1,
-                                "loss_scale": loss_scale}
-        self._track_skips(loss_scale)
-        self.vae_optimizer = _optimizer(learning_rate, beta_1, loss_scale)
+    def make_optimizers(self, new_optimizer) -> None:
+        self.vae_optimizer = new_optimizer()
         self.vae_optimizer.build(self.trainable_variables)
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     def encode(self, x, training: bool = False):
         stats = ops.cast(self.encoder(x, training=training), "float32")
