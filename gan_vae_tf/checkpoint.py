@@ -26,6 +26,15 @@ def _optimizers(model: keras.Model) -> dict[str, keras.optimizers.Optimizer]:
     return {n: getattr(model, n) for n in names if hasattr(model, n)}
 
 
+def _rng_states(model: keras.Model) -> list:
+    """The state variable of every SeedGenerator in the model (its own, the sampler's, every
+    Dropout's): restoring them continues the random streams instead of replaying them."""
+    states = []
+    for layer in model._flatten_layers(include_self=True):
+        states += [g.state for g in getattr(layer, "_seed_generators", [])]
+    return states
+
+
 class RunState:
     """The trackable bundle that goes into a checkpoint."""
 
@@ -33,8 +42,10 @@ class RunState:
         self.model = model
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.fixed = {k: tf.Variable(v, trainable=False, name=k) for k, v in fixed_inputs.items()}
+        self.rng = _rng_states(model)
         self._ckpt = tf.train.Checkpoint(model=model, epoch=self.epoch, **_optimizers(model),
-                                         **{f"fixed_{k}": v for k, v in self.fixed.items()})
+                                         **{f"fixed_{k}": v for k, v in self.fixed.items()},
+                                         **{f"rng_{i}": v for i, v in enumerate(self.rng)})
 
     def save(self, run_dir: Path, epoch: int) -> Path:
         self.epoch.assign(epoch)
