@@ -88,7 +88,9 @@ def evaluate_vae(model, cfg: Config, test_images, batch: int = 500) -> dict:
     dims = int(np.prod(test_images.shape[1:]))
     return {"images": int(len(test_images)), "likelihood": cfg.vae.likelihood,
             "elbo_nats": elbo_mean, "elbo_stderr": elbo_se,
-            "elbo_bits_per_dim": metrics.bits_per_dim(elbo_mean, dims),
+            # A density on [0, 1] pixels is read on the 8-bit scale [0, 256): + log2(256) per dim.
+            "elbo_bits_per_dim": metrics.bits_per_dim(elbo_mean, dims)
+            + (8.0 if cfg.vae.likelihood == "gaussian" else 0.0),
             "reconstruction_nll_nats": float(-log_px_z.mean()), "kl_nats": float(kl.mean()),
             "reconstruction_mse": float(sq_err.mean())}
 
