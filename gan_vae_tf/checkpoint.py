@@ -8,6 +8,7 @@ checkpoint's epoch on resume, so no epoch is lost or repeated.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -19,6 +20,7 @@ import tensorflow as tf
 from gan_vae_tf.errors import UserError
 
 NAME = "checkpoint"
+log = logging.getLogger(__name__)
 
 
 def _optimizers(model: keras.Model) -> dict[str, keras.optimizers.Optimizer]:
@@ -43,9 +45,12 @@ class RunState:
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.fixed = {k: tf.Variable(v, trainable=False, name=k) for k, v in fixed_inputs.items()}
         self.rng = _rng_states(model)
-        self._ckpt = tf.train.Checkpoint(model=model, epoch=self.epoch, **_optimizers(model),
-                                         **{f"fixed_{k}": v for k, v in self.fixed.items()},
-                                         **{f"rng_{i}": v for i, v in enumerate(self.rng)})
+        core = {"model": model, "epoch": self.epoch, **_optimizers(model),
+                **{f"fixed_{k}": v for k, v in self.fixed.items()}}
+        rng = {f"rng_{i}": v for i, v in enumerate(self.rng)}
+        self._ckpt = tf.train.Checkpoint(**core, **rng)
+        self._core = tf.train.Checkpoint(**core)
+        self._rng = tf.train.Checkpoint(**rng)
 
     def save(self, run_dir: Path, epoch: int) -> Path:
         self.epoch.assign(epoch)
@@ -68,10 +73,15 @@ class RunState:
         if folder is None:
             raise UserError(f"{run_dir} has no checkpoint to resume from")
         try:
-            self._ckpt.read(str(folder / "state")).assert_existing_objects_matched()
+            self._core.read(str(folder / "state")).expect_partial().assert_existing_objects_matched()
         except Exception as e:
             raise UserError(f"checkpoint in {folder} is corrupt or does not match this run's "
                             f"config ({type(e).__name__}); start a new run with --out") from None
+        try:
+            self._rng.read(str(folder / "state")).assert_existing_objects_matched()
+        except AssertionError:
+            log.warning("checkpoint in %s has no random-generator state (written by an older "
+                        "version): random streams restart from the seed", folder)
         return int(self.epoch.numpy())
 
 
