@@ -78,7 +78,7 @@ class RunState:
             raise UserError(f"checkpoint in {folder} is corrupt or does not match this run's "
                             f"config ({type(e).__name__}); start a new run with --out") from None
         try:
-            self._rng.read(str(folder / "state")).assert_existing_objects_matched()
+            self._rng.read(str(folder / "state")).expect_partial().assert_existing_objects_matched()
         except AssertionError:
             log.warning("checkpoint in %s has no random-generator state (written by an older "
                         "version): random streams restart from the seed", folder)
