@@ -90,3 +90,20 @@ def test_report_refuses_a_run_that_was_not_evaluated(tmp_path, capsys):
     (tmp_path / "config.json").write_text("{}")
     assert report.main([str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "evaluate" in capsys.readouterr().err
+
+
+def test_inception_features_load_from_a_user_supplied_weights_file(tmp_path):
+    """No download: the weights come from a file (here a randomly initialised InceptionV3)."""
+    import keras
+
+    from gan_vae_tf import quality
+
+    path = tmp_path / "inception_notop.weights.h5"
+    keras.applications.InceptionV3(weights=None, include_top=False, pooling="avg",
+                                   input_shape=(299, 299, 3)).save_weights(path)
+    rng = np.random.default_rng(0)
+    real, ref, fake = (rng.integers(0, 255, (6, 32, 32, 1), dtype=np.uint8) for _ in range(3))
+    result = quality.inception_quality(str(path), real, ref, fake, batch_size=3)
+    assert result["feature_space"].startswith("InceptionV3")
+    assert set(result["model"]) == {"fid", "kid", "kid_std", "precision", "recall"}
+    assert np.isfinite(result["model"]["fid"]) and result["model"]["fid"] >= 0
