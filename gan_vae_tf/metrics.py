@@ -36,10 +36,6 @@ def iwae_bound(log_weights: np.ndarray) -> np.ndarray:
     return (top[:, 0] + np.log(np.mean(np.exp(log_w - top), axis=1)))
 
 
-def mse(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean((np.asarray(x, np.float64) - np.asarray(y, np.float64)) ** 2))
-
-
 def gaussian_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of (N, D) features, so the real set's fit can be computed once and cached."""
     feats = np.asarray(feats, dtype=np.float64)
