@@ -33,13 +33,16 @@ def _scaled(optimizer, loss):
 
 def _apply(tape: tf.GradientTape, scaled_loss, optimizer, variables):
     """One update; a LossScaleOptimizer unscales the gradients and skips non-finite steps.
-    Returns 1.0 for a step the loss scaler skipped, else 0.0."""
+    Returns 1.0 for a step the loss scaler skipped, else 0.0: a skip is the only thing that
+    lowers the loss scale, so comparing it before and after costs no second pass over the
+    gradients."""
     grads = tape.gradient(scaled_loss, variables)
-    skipped = 0.0
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        skipped = 1.0 - ops.cast(optimizer.check_finite(grads), "float32")
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer.apply(grads, variables)
+        return 0.0
+    scale_before = ops.add(optimizer.dynamic_scale, 0.0)  # a copy, not an alias of the variable
     optimizer.apply(grads, variables)
-    return skipped
+    return ops.cast(ops.less(optimizer.dynamic_scale, scale_before), "float32")
 
 
 class _CustomTrainer(keras.Model):
