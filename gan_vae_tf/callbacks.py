@@ -79,15 +79,18 @@ def gan_renderer(noise: np.ndarray, ncol: int = 4) -> Callable[[keras.Model], np
     return render
 
 
+def reconstruction_grid(originals: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """Originals in the top row, their reconstructions below (both in [0, 1])."""
+    return plots.grid(plots.to_uint8(np.concatenate([originals, recon])), len(originals))
+
+
 def vae_renderer(z: np.ndarray, batch: np.ndarray, ncol: int = 4) -> Callable[[keras.Model], np.ndarray]:
     """Prior samples from fixed latent codes, beside test images over their reconstructions."""
     def render(model: keras.Model) -> np.ndarray:
         samples = keras.ops.convert_to_numpy(keras.ops.sigmoid(model.decode(z)))
-        mean, _ = model.encode(batch)
-        recon = keras.ops.convert_to_numpy(keras.ops.sigmoid(model.decode(mean)))
-        pairs = np.concatenate([batch, recon])  # originals on top, reconstructions below
+        recon = keras.ops.convert_to_numpy(model.reconstruct(batch))
         return plots.side_by_side(plots.grid(plots.to_uint8(samples), ncol),
-                                  plots.grid(plots.to_uint8(pairs), len(batch)))
+                                  reconstruction_grid(batch, recon))
     return render
 
 

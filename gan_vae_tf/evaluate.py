@@ -58,11 +58,10 @@ def evaluate_gan(model, test_images, num: int, batch: int = 500) -> dict:
     from gan_vae_tf import data, metrics
 
     discriminate = tf.function(lambda x: model.discriminator(x, training=False))
-    generate = tf.function(lambda n: model.discriminator(model.generator(
-        model.sample_noise(n), training=False), training=False))
+    judge_fakes = tf.function(lambda n: model.discriminator(model(model.sample_noise(n)), training=False))
     real = test_images[:num]
     real_logits = np.concatenate([discriminate(data.scale(b, "gan")).numpy() for b in _batches(real, batch)])
-    fake_logits = np.concatenate([generate(len(b)).numpy() for b in _batches(real, batch)])
+    fake_logits = np.concatenate([judge_fakes(len(b)).numpy() for b in _batches(real, batch)])
     return {"images": int(len(real)),
             "d_fake": metrics.mean_probability(fake_logits),
             "d_real": metrics.mean_probability(real_logits)}
@@ -77,9 +76,7 @@ def evaluate_vae(model, cfg: Config, test_images, batch: int = 500) -> dict:
     @tf.function
     def step(x):
         elbo, log_px_z, kl = model.elbo_terms(x)
-        mean, _ = model.encode(x)
-        recon = tf.sigmoid(model.decode(mean))
-        sq_err = tf.reduce_mean(tf.square(recon - x), axis=[1, 2, 3])
+        sq_err = tf.reduce_mean(tf.square(model.reconstruct(x) - x), axis=[1, 2, 3])
         return elbo, log_px_z, kl, sq_err
 
     parts = [step(data.scale(b, "vae", cfg.data.binarize)) for b in _batches(test_images, batch)]
@@ -95,21 +92,15 @@ def evaluate_vae(model, cfg: Config, test_images, batch: int = 500) -> dict:
             "reconstruction_mse": float(sq_err.mean())}
 
 
-def generate(model, cfg: Config, n: int, batch: int = 500):
+def generate(model, n: int, batch: int = 500):
     """n uint8 samples: generator outputs for a GAN, decoded prior means for a VAE."""
     import numpy as np
     import tensorflow as tf
 
     from gan_vae_tf import plots
 
-    if cfg.model == "gan":
-        draw = tf.function(lambda k: model.generator(model.sample_noise(k), training=False))
-        value_range = (-1.0, 1.0)
-    else:
-        draw = tf.function(lambda k: model.sample(k))
-        value_range = (0.0, 1.0)
-    chunks = [draw(min(batch, n - i)).numpy() for i in range(0, n, batch)]
-    return plots.to_uint8(np.concatenate(chunks), value_range)
+    draw = tf.function(model.sample)
+    return plots.to_uint8(np.concatenate([draw(min(batch, n - i)).numpy() for i in range(0, n, batch)]))
 
 
 def iwae(model, cfg: Config, images, k: int, batch_images: int = 8) -> dict:
@@ -170,7 +161,7 @@ def evaluate(run_dir: str | os.PathLike, num: int = 10000, data_dir: str | None 
             result["iwae"] = iwae(model, cfg, dataset.test[:iwae_images], iwae_k)
     n = min(quality_num, len(dataset.test), len(dataset.train))
     if n > 0:
-        result["quality"] = sample_quality(cfg, dataset, generate(model, cfg, n), inception_weights)
+        result["quality"] = sample_quality(cfg, dataset, generate(model, n), inception_weights)
     result = {"preset": cfg.preset, "model": cfg.model, "data_source": dataset.source, **result}
     path = Path(run_dir) / "metrics.json"
     tmp = path.with_name("metrics.json.tmp")

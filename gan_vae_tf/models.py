@@ -106,6 +106,10 @@ class DCGAN(_CustomTrainer):
     def call(self, noise, training: bool = False):
         return self.generator(noise, training=training)
 
+    def sample(self, n: int):
+        """n generated images in [0, 1], the same range as `VAE.sample`."""
+        return (self.generator(self.sample_noise(n), training=False) + 1.0) / 2.0
+
     def train_step(self, real):
         noise = self.sample_noise(ops.shape(real)[0])
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
@@ -195,6 +199,11 @@ class VAE(_CustomTrainer):
         """Mean images of decoded prior samples z ~ N(0, I)."""
         z = keras.random.normal((n, self.latent_dim), seed=self.prior_seed)
         return ops.sigmoid(self.decode(z))
+
+    def reconstruct(self, x):
+        """Mean images decoded from the posterior means: the deterministic reconstruction."""
+        mean, _ = self.encode(x)
+        return ops.sigmoid(self.decode(mean))
 
     def elbo_terms(self, x, training: bool = False):
         """Per-image (elbo, log p(x|z), kl), each float32 of shape (batch,)."""

@@ -126,8 +126,8 @@ def figures(run: Run, out: Path) -> list[Path]:
         made.append(plots.interpolation_strip(decode, means[0:8:2], means[1:8:2],
                                               out / "interpolations.png"))
         x = data.scale(test[:8], "vae", cfg.data.binarize).numpy()
-        recon = decode(means[:8])
-        made.append(plots.save_png(plots.grid(plots.to_uint8(np.concatenate([x, recon])), 8),
+        recon = keras.ops.convert_to_numpy(model.reconstruct(x))
+        made.append(plots.save_png(callbacks.reconstruction_grid(x, recon),
                                    out / "reconstructions.png", 2))
     return made
 

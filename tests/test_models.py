@@ -118,3 +118,19 @@ def test_float32_runs_log_no_skipped_steps():
     cfg = tiny_config("vae-mnist")
     logs = models.build(cfg).train_step(next(iter(_batches(cfg))))
     assert "skipped_steps" not in logs
+
+
+@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
+def test_both_models_sample_images_in_unit_range(preset):
+    cfg = tiny_config(preset)
+    images = models.build(cfg).sample(4).numpy()
+    assert images.shape == (4, 28, 28, 1) and images.min() >= 0.0 and images.max() <= 1.0
+
+
+def test_vae_reconstruction_decodes_the_posterior_mean():
+    cfg = tiny_config("vae-mnist")
+    model = models.build(cfg)
+    x = data.scale(data.synthetic(20).train[:4], "vae", binarize=True)
+    mean, _ = model.encode(x)
+    np.testing.assert_allclose(model.reconstruct(x).numpy(),
+                               tf.sigmoid(model.decode(mean)).numpy(), rtol=1e-6)
