@@ -14,7 +14,7 @@ ARGS ?=
 TRAIN_FLAGS = $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
               $(if $(RUN),--out $(RUN)) $(ARGS)
 
-.PHONY: install test train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate report bench clean
+.PHONY: install test train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate report bench bench-quality profile clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ report: $(STAMP)
 # Throughput against the tutorials' method, side by side; not part of the tests.
 bench: $(STAMP)
 	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) benchmarks/bench.py $(ARGS)
+
+# Classifier score and FID of the default DCGAN-MNIST against 10 minutes of training.
+bench-quality: $(STAMP)
+	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) benchmarks/bench_quality.py $(ARGS)
+
+# Where a train step's time goes, per preset (TensorFlow profiler, op self-time by category).
+profile: $(STAMP)
+	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) benchmarks/profile_steps.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

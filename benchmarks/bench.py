@@ -3,6 +3,8 @@
 `make bench` (or `python benchmarks/bench.py`) measures, for each preset:
   - project: `models.build` + `data.pipeline` (uint8 until the batch, prefetch, auto precision)
     driven by `fit()`;
+  - memory: the same project model fed one batch that is already in memory, repeated: if the
+    project's rate matches it, the input pipeline never starves the step;
   - baseline: the tutorials' method, written here on purpose as separate code: float32, a
     plain `tf.function` step, `from_tensor_slices(float images).shuffle().batch()`, no prefetch;
 and this machine's float32 and bfloat16 matmul peaks, so achieved FLOP/s can be read as a
@@ -25,6 +27,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("gan-mnist", "vae-mnist", "gan-anime", "vae-anime")
+# Timed steps per measurement: about 20-40 s each on a 2-core CPU, long enough for a spread of
+# a few percent, short enough that four presets x three methods x repeats fit in ~20 minutes.
+STEPS = {"gan-mnist": 24, "vae-mnist": 600, "gan-anime": 10, "vae-anime": 16}
+METHODS = ("baseline", "project", "memory")
 
 
 def forward_macs(model) -> int:
@@ -70,12 +76,18 @@ def images_for(cfg, n: int):
         return syn.train[:n], syn.source
 
 
-def run_project(cfg, images, steps: int) -> float:
+def run_project(cfg, images, steps: int, in_memory: bool = False) -> float:
+    """The project's defaults; `in_memory` swaps the pipeline for one resident batch."""
+    import tensorflow as tf
+
     from gan_vae_tf import data, models, precision
 
     policy, _ = precision.resolve(cfg.train.precision)
     model = models.build(cfg, policy)
-    ds = data.pipeline(images, cfg, training=True).repeat()
+    ds = data.pipeline(images, cfg, training=True)
+    if in_memory:
+        ds = tf.data.Dataset.from_tensors(next(iter(ds)))
+    ds = ds.repeat()
     model.fit(ds, epochs=1, steps_per_epoch=max(2, steps // 4), verbose=0)  # trace + warm up
     start = time.perf_counter()
     model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
@@ -176,14 +188,19 @@ def child(args) -> None:
         from dataclasses import replace
         cfg = replace(cfg, data=replace(cfg.data, data_dir=args.data_dir))
     images, source = images_for(cfg, args.images)
-    rate = (run_project if method == "project" else run_baseline)(cfg, images, args.steps)
+    if method == "baseline":
+        rate = run_baseline(cfg, images, args.steps)
+    else:
+        rate = run_project(cfg, images, args.steps, in_memory=method == "memory")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"images_per_s": rate, "peak_rss_mb": rss, "data": source,
+                      "batch_size": cfg.train.batch_size,
                       "flops_per_image": train_flops_per_image(cfg)}))
 
 
 def measure(spec: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--child", spec, "--steps", str(args.steps),
+    steps = args.steps or STEPS.get(spec.split(":")[0], 20)
+    cmd = [sys.executable, __file__, "--child", spec, "--steps", str(steps),
            "--images", str(args.images)] + (["--data-dir", args.data_dir] if args.data_dir else [])
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
@@ -194,7 +211,8 @@ def measure(spec: str, args) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", default=",".join(PRESETS))
-    p.add_argument("--steps", type=int, default=30, help="timed train steps per measurement")
+    p.add_argument("--steps", type=int, help="timed train steps per measurement "
+                   f"(default per preset: {STEPS})")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--images", type=int, default=8192, help="training images held by each run")
     p.add_argument("--data-dir", default=os.environ.get("GAN_VAE_TF_DATA_DIR"))
@@ -209,7 +227,7 @@ def main() -> int:
     from gan_vae_tf import precision
 
     policy, why = precision.resolve("auto")
-    machine = {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+    machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                "auto_precision": f"{policy} ({why})"}
     print(f"machine: {machine}")
     peak = measure("peak", args)
@@ -217,30 +235,38 @@ def main() -> int:
           f"bfloat16 {peak['bfloat16'] / 1e12:.3f} TFLOP/s")
     rows = []
     for preset in args.presets.split(","):
-        runs: dict[str, list[dict]] = {"project": [], "baseline": []}
+        runs: dict[str, list[dict]] = {m: [] for m in METHODS}
         for _ in range(args.repeats):
-            for method in ("baseline", "project"):  # interleaved, so drift hits both alike
+            for method in METHODS:  # interleaved, so drift hits every method alike
                 runs[method].append(measure(f"{preset}:{method}", args))
         med = {m: statistics.median(r["images_per_s"] for r in rs) for m, rs in runs.items()}
         spread = {m: (min(r["images_per_s"] for r in rs), max(r["images_per_s"] for r in rs))
                   for m, rs in runs.items()}
         flops = runs["project"][0]["flops_per_image"]
         row = {"preset": preset, "data": runs["project"][0]["data"],
+               "steps": args.steps or STEPS.get(preset, 20),
+               "batch_size": runs["project"][0]["batch_size"],
                "project_images_per_s": med["project"], "baseline_images_per_s": med["baseline"],
-               "ratio": med["project"] / med["baseline"], "spread": spread,
+               "memory_images_per_s": med["memory"],
+               "ratio": med["project"] / med["baseline"],
+               "pipeline_vs_memory": med["project"] / med["memory"], "spread": spread,
                "train_gflop_per_image": flops / 1e9,
                "project_tflops": med["project"] * flops / 1e12,
                "fraction_of_fp32_peak": med["project"] * flops / peak["float32"],
                "fraction_of_bf16_peak": med["project"] * flops / peak["bfloat16"],
+               "baseline_fraction_of_fp32_peak": med["baseline"] * flops / peak["float32"],
+               # the best ratio any implementation of the same FLOPs could reach at the
+               # fastest measured matmul rate, bf16 or float32
+               "ceiling_ratio": max(peak.values()) / (med["baseline"] * flops),
                "peak_rss_mb": {m: max(r["peak_rss_mb"] for r in rs) for m, rs in runs.items()}}
         rows.append(row)
-        print(f"{preset}: project {med['project']:.0f} img/s (range {spread['project'][0]:.0f}-"
-              f"{spread['project'][1]:.0f}), baseline {med['baseline']:.0f} img/s (range "
-              f"{spread['baseline'][0]:.0f}-{spread['baseline'][1]:.0f}), ratio {row['ratio']:.2f}x")
+        print(f"{preset}: " + ", ".join(
+            f"{m} {med[m]:.0f} img/s (range {spread[m][0]:.0f}-{spread[m][1]:.0f})" for m in METHODS)
+              + f"; ratio {row['ratio']:.2f}x, pipeline/in-memory {row['pipeline_vs_memory']:.2f}",
+              flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"machine": machine, "peak_flops": peak, "steps": args.steps, "repeats": args.repeats,
-              "rows": rows}
+    result = {"machine": machine, "peak_flops": peak, "repeats": args.repeats, "rows": rows}
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "results.md").write_text(markdown(result))
     print(markdown(result))
@@ -251,23 +277,29 @@ def markdown(result: dict) -> str:
     m, peak = result["machine"], result["peak_flops"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores; auto precision: {m['auto_precision']}; "
              f"matmul peak float32 {peak['float32'] / 1e12:.3f} TFLOP/s, bfloat16 "
-             f"{peak['bfloat16'] / 1e12:.3f} TFLOP/s. Median of {result['repeats']} runs of "
-             f"{result['steps']} steps each.", "",
-             "| preset | project img/s | baseline img/s | ratio | GFLOP/img (train) | TFLOP/s | "
-             "% fp32 peak | % bf16 peak | peak RSS MB (project / baseline) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"{peak['bfloat16'] / 1e12:.3f} TFLOP/s. Images/s are the median of "
+             f"{result['repeats']} runs (min–max in brackets); \"in memory\" is the project's "
+             "model fed a resident batch; \"ceiling\" is the ratio the baseline's FLOPs would "
+             "allow at the matmul peak.", "",
+             "| preset | steps x batch | project img/s | in memory img/s | baseline img/s | ratio "
+             "| ceiling | GFLOP/img (train) | project TFLOP/s | % fp32 peak (project / baseline) "
+             "| % bf16 peak | peak RSS MB (project / baseline) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rng = lambda r, m: f"{r['spread'][m][0]:.0f}–{r['spread'][m][1]:.0f}"
     for r in result["rows"]:
         lines.append(
-            f"| {r['preset']} | {r['project_images_per_s']:.0f} ({r['spread']['project'][0]:.0f}–"
-            f"{r['spread']['project'][1]:.0f}) | {r['baseline_images_per_s']:.0f} "
-            f"({r['spread']['baseline'][0]:.0f}–{r['spread']['baseline'][1]:.0f}) | {r['ratio']:.2f}x "
-            f"| {r['train_gflop_per_image']:.3f} | {r['project_tflops']:.3f} "
-            f"| {100 * r['fraction_of_fp32_peak']:.0f}% | {100 * r['fraction_of_bf16_peak']:.0f}% "
+            f"| {r['preset']} | {r['steps']} x {r['batch_size']} "
+            f"| {r['project_images_per_s']:.0f} ({rng(r, 'project')}) "
+            f"| {r['memory_images_per_s']:.0f} ({rng(r, 'memory')}) "
+            f"| {r['baseline_images_per_s']:.0f} ({rng(r, 'baseline')}) | {r['ratio']:.2f}x "
+            f"| {r['ceiling_ratio']:.2f}x | {r['train_gflop_per_image']:.3f} | {r['project_tflops']:.3f} "
+            f"| {100 * r['fraction_of_fp32_peak']:.0f}% / {100 * r['baseline_fraction_of_fp32_peak']:.0f}% "
+            f"| {100 * r['fraction_of_bf16_peak']:.0f}% "
             f"| {r['peak_rss_mb']['project']:.0f} / {r['peak_rss_mb']['baseline']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -127,3 +127,48 @@ def truncate_history(path: str | os.PathLike, epochs: int) -> None:
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Trains for a wall-clock budget and calls `probe(model)` every `every` seconds of it.
+
+    Probe time (sampling, scoring) is not charged to the budget, so the curve of probe results
+    against `train_seconds` reads as quality per second of training. The first probe runs before
+    the first step, the last one when the budget is spent; then training stops.
+    """
+
+    def __init__(self, budget: float, every: float, probe: Callable[[keras.Model], dict],
+                 batch_size: int, clock: Callable[[], float] = time.perf_counter):
+        super().__init__()
+        if budget <= 0 or every <= 0:
+            raise ValueError(f"budget and interval must be positive, got {budget} and {every}")
+        self.budget, self.every, self.probe = float(budget), float(every), probe
+        self.batch_size, self.clock = batch_size, clock
+        self.points: list[dict] = []
+        self.steps = 0
+
+    def on_train_begin(self, logs=None):
+        self.uncharged = 0.0
+        self.start = self.clock()
+        self.next_probe = self.every
+        self._record(0.0)
+
+    def elapsed(self) -> float:
+        return self.clock() - self.start - self.uncharged
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        spent = self.elapsed()
+        if spent >= self.next_probe or spent >= self.budget:
+            self._record(spent)
+            while self.next_probe <= spent:
+                self.next_probe += self.every
+        if spent >= self.budget:
+            self.model.stop_training = True
+
+    def _record(self, spent: float) -> None:
+        paused = self.clock()
+        point = {"train_seconds": spent, "steps": self.steps,
+                 "images_seen": self.steps * self.batch_size, **self.probe(self.model)}
+        self.points.append(point)
+        self.uncharged += self.clock() - paused
