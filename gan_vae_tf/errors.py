@@ -8,3 +8,11 @@ class UserError(Exception):
 
 class NonFiniteLoss(RuntimeError):
     """Training produced NaN or Inf; the run stops and the last checkpoint stays as it was."""
+
+
+def one_line_warnings() -> None:
+    """Show warnings as `warning: message` in the CLIs: a user reading a skipped-files notice
+    needs the message, not the library line that raised it."""
+    import warnings
+
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from gan_vae_tf.config import Config
-from gan_vae_tf.errors import UserError
+from gan_vae_tf.errors import UserError, one_line_warnings
 
 log = logging.getLogger("gan_vae_tf")
 
@@ -213,6 +213,7 @@ def latest_runs(root: Path) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    one_line_warnings()
     p = argparse.ArgumentParser(prog="python -m gan_vae_tf.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
     p.add_argument("--latest", action="store_true",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from gan_vae_tf.errors import UserError
+from gan_vae_tf.errors import UserError, one_line_warnings
 
 log = logging.getLogger("gan_vae_tf")
 
@@ -179,6 +179,7 @@ def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    one_line_warnings()
     p = argparse.ArgumentParser(prog="python -m gan_vae_tf.report", description=__doc__.splitlines()[0])
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
     p.add_argument("--latest", action="store_true", help="the newest finished run of each preset")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from gan_vae_tf import config as config_lib
-from gan_vae_tf.errors import NonFiniteLoss, UserError
+from gan_vae_tf.errors import NonFiniteLoss, UserError, one_line_warnings
 
 log = logging.getLogger("gan_vae_tf")
 
@@ -176,6 +176,7 @@ def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    one_line_warnings()
     args = parse_args(argv)
     if args.cpu_devices:
         from gan_vae_tf.distribute import split_cpu

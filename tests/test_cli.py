@@ -153,3 +153,14 @@ def test_anime_run_trains_through_corrupt_files_with_one_warning(tmp_path, monke
         assert metrics["likelihood"] == "gaussian"
         dims = 64 * 64 * 3
         assert metrics["elbo_bits_per_dim"] == pytest.approx(-metrics["elbo_nats"] / (dims * np.log(2)) + 8)
+
+
+def test_cli_warnings_are_one_line_without_the_source_line(monkeypatch):
+    import warnings
+
+    from gan_vae_tf.errors import one_line_warnings
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    one_line_warnings()
+    text = warnings.formatwarning(UserWarning("skipped 3 of 403 files"), UserWarning, "data.py", 163)
+    assert text == "warning: skipped 3 of 403 files\n"
