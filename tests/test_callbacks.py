@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gan_vae_tf import callbacks, data, models
-from tests.conftest import tiny_config
+from conftest import tiny_config
 
 
 class FakeClock:

@@ -134,3 +134,27 @@ def test_vae_reconstruction_decodes_the_posterior_mean():
     mean, _ = model.encode(x)
     np.testing.assert_allclose(model.reconstruct(x).numpy(),
                                tf.sigmoid(model.decode(mean)).numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
+def test_train_and_test_steps_are_traced_once_across_epochs(preset):
+    """Python in a step runs only while tracing: one call each over three epochs means no
+    retracing (fixed training batch shapes, no Python values that change per step)."""
+    cfg = tiny_config(preset)
+    model = models.build(cfg)
+    calls = {"train": 0, "test": 0}
+    train_step, test_step = model.train_step, model.test_step
+
+    def counted_train(x):
+        calls["train"] += 1
+        return train_step(x)
+
+    def counted_test(x):
+        calls["test"] += 1
+        return test_step(x)
+
+    model.train_step, model.test_step = counted_train, counted_test
+    images = data.synthetic(70).train
+    model.fit(data.pipeline(images, cfg, training=True), epochs=3, verbose=0,
+              validation_data=data.pipeline(images[:20], cfg, training=False))
+    assert calls == {"train": 1, "test": 1}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from gan_vae_tf import data, models, profiling
-from tests.conftest import tiny_config
+from conftest import tiny_config
 
 
 @pytest.mark.parametrize("op_type,name,category", [
