@@ -9,7 +9,10 @@
     plain `tf.function` step, `from_tensor_slices(float images).shuffle().batch()`, no prefetch;
 and this machine's float32 and bfloat16 matmul peaks, so achieved FLOP/s can be read as a
 fraction of them. Each measurement runs in its own subprocess (so peak RSS is its own) and is
-repeated; the median and the spread are printed. Writes experiments/bench/results.{json,md}.
+repeated, interleaved across methods; the best, median and slowest rates are printed, and
+ratios use the best (interference only slows a run down). Timing ends at the last step, not
+after `fit()` returns: dropping a tf.data iterator mid-stream waits for its autotune thread's
+next wake-up (10 ms x 2^k), which added up to a whole 10.24 s or 40.96 s to some runs. Writes experiments/bench/results.{json,md}.
 """
 from __future__ import annotations
 
@@ -78,9 +81,14 @@ def images_for(cfg, n: int):
 
 def run_project(cfg, images, steps: int, in_memory: bool = False) -> float:
     """The project's defaults; `in_memory` swaps the pipeline for one resident batch."""
+    import keras
     import tensorflow as tf
 
     from gan_vae_tf import data, models, precision
+
+    class LastStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.done = time.perf_counter()
 
     policy, _ = precision.resolve(cfg.train.precision)
     model = models.build(cfg, policy)
@@ -89,9 +97,10 @@ def run_project(cfg, images, steps: int, in_memory: bool = False) -> float:
         ds = tf.data.Dataset.from_tensors(next(iter(ds)))
     ds = ds.repeat()
     model.fit(ds, epochs=1, steps_per_epoch=max(2, steps // 4), verbose=0)  # trace + warm up
+    last = LastStep()
     start = time.perf_counter()
-    model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
-    return steps * cfg.train.batch_size / (time.perf_counter() - start)
+    model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[last])
+    return steps * cfg.train.batch_size / (last.done - start)
 
 
 def run_baseline(cfg, images, steps: int) -> float:
@@ -122,6 +131,7 @@ def run_baseline(cfg, images, steps: int) -> float:
                 d_loss = bce(tf.ones_like(r), r) + bce(tf.zeros_like(f), f)
             g_opt.apply_gradients(zip(gt.gradient(g_loss, gen.trainable_variables), gen.trainable_variables))
             d_opt.apply_gradients(zip(dt.gradient(d_loss, disc.trainable_variables), disc.trainable_variables))
+            return d_loss
     else:
         enc, dec = networks.encoder(cfg), networks.decoder(cfg)
         opt = tf.keras.optimizers.Adam(cfg.train.learning_rate, beta_1=cfg.train.beta_1)
@@ -140,6 +150,7 @@ def run_baseline(cfg, images, steps: int) -> float:
                 kl = 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mean) - 1.0 - logvar, 1)
                 loss = tf.reduce_mean(rec + kl)
             opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return loss
 
     def run(n_steps: int) -> float:
         done, start = 0, time.perf_counter()
@@ -147,11 +158,13 @@ def run_baseline(cfg, images, steps: int) -> float:
             for batch in dataset:
                 if batch.shape[0] != cfg.train.batch_size:
                     continue
-                step(batch)
+                loss = step(batch)
                 done += 1
                 if done == n_steps:
+                    float(loss)  # the last step has finished
+                    end = time.perf_counter()
                     break
-        return done * cfg.train.batch_size / (time.perf_counter() - start)
+        return done * cfg.train.batch_size / (end - start)
 
     run(max(2, steps // 4))
     return run(steps)
@@ -217,10 +230,22 @@ def main() -> int:
     p.add_argument("--images", type=int, default=8192, help="training images held by each run")
     p.add_argument("--data-dir", default=os.environ.get("GAN_VAE_TF_DATA_DIR"))
     p.add_argument("--out", default=str(ROOT / "experiments" / "bench"))
+    p.add_argument("--update", action="store_true",
+                   help="keep the rows of other presets already in OUT/results.json")
+    p.add_argument("--render", metavar="RESULTS_JSON",
+                   help="only rewrite the Markdown table from an earlier results.json")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         child(args)
+        return 0
+    if args.render:
+        path = Path(args.render)
+        result = json.loads(path.read_text())
+        result["rows"] = [derive(r, result["peak_flops"]) for r in result["rows"]]
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        path.with_suffix(".md").write_text(markdown(result))
+        print(markdown(result))
         return 0
 
     sys.path.insert(0, str(ROOT))
@@ -243,56 +268,82 @@ def main() -> int:
         spread = {m: (min(r["images_per_s"] for r in rs), max(r["images_per_s"] for r in rs))
                   for m, rs in runs.items()}
         flops = runs["project"][0]["flops_per_image"]
-        row = {"preset": preset, "data": runs["project"][0]["data"],
-               "steps": args.steps or STEPS.get(preset, 20),
-               "batch_size": runs["project"][0]["batch_size"],
-               "project_images_per_s": med["project"], "baseline_images_per_s": med["baseline"],
-               "memory_images_per_s": med["memory"],
-               "ratio": med["project"] / med["baseline"],
-               "pipeline_vs_memory": med["project"] / med["memory"], "spread": spread,
-               "train_gflop_per_image": flops / 1e9,
-               "project_tflops": med["project"] * flops / 1e12,
-               "fraction_of_fp32_peak": med["project"] * flops / peak["float32"],
-               "fraction_of_bf16_peak": med["project"] * flops / peak["bfloat16"],
-               "baseline_fraction_of_fp32_peak": med["baseline"] * flops / peak["float32"],
-               # the best ratio any implementation of the same FLOPs could reach at the
-               # fastest measured matmul rate, bf16 or float32
-               "ceiling_ratio": max(peak.values()) / (med["baseline"] * flops),
-               "peak_rss_mb": {m: max(r["peak_rss_mb"] for r in rs) for m, rs in runs.items()}}
+        row = derive({"preset": preset, "data": runs["project"][0]["data"],
+                      "steps": args.steps or STEPS.get(preset, 20), "repeats": args.repeats,
+                      "measured_at": time.strftime("%Y-%m-%d %H:%M"),
+                      "batch_size": runs["project"][0]["batch_size"],
+                      "project_images_per_s": med["project"], "baseline_images_per_s": med["baseline"],
+                      "memory_images_per_s": med["memory"], "spread": spread,
+                      "rates": {m: [r["images_per_s"] for r in rs] for m, rs in runs.items()},
+                      "train_gflop_per_image": flops / 1e9,
+                      "peak_rss_mb": {m: max(r["peak_rss_mb"] for r in rs) for m, rs in runs.items()}},
+                     peak)
         rows.append(row)
         print(f"{preset}: " + ", ".join(
-            f"{m} {med[m]:.0f} img/s (range {spread[m][0]:.0f}-{spread[m][1]:.0f})" for m in METHODS)
-              + f"; ratio {row['ratio']:.2f}x, pipeline/in-memory {row['pipeline_vs_memory']:.2f}",
-              flush=True)
+            f"{m} best {spread[m][1]:.0f} img/s (median {med[m]:.0f}, slowest {spread[m][0]:.0f})"
+            for m in METHODS) + f"; ratio of best {row['best_ratio']:.2f}x", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"machine": machine, "peak_flops": peak, "repeats": args.repeats, "rows": rows}
+    if args.update and (out / "results.json").exists():
+        old = json.loads((out / "results.json").read_text())
+        kept = [{"repeats": old.get("repeats"), **r} for r in old["rows"]]
+        fresh = {r["preset"] for r in rows}
+        order = {name: i for i, name in enumerate(PRESETS)}
+        rows = sorted([derive(r, peak) for r in kept if r["preset"] not in fresh] + rows,
+                      key=lambda r: order.get(r["preset"], len(order)))
+    result = {"machine": machine, "peak_flops": peak, "rows": rows}
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "results.md").write_text(markdown(result))
     print(markdown(result))
     return 0
 
 
+def derive(row: dict, peak: dict) -> dict:
+    """Ratios and peak fractions of one preset's measured rates, from the best runs."""
+    flops = row["train_gflop_per_image"] * 1e9
+    project, baseline = best(row, "project"), best(row, "baseline")
+    return {**row,
+            "ratio": row["project_images_per_s"] / row["baseline_images_per_s"],  # of medians
+            "best_ratio": project / baseline,
+            "pipeline_vs_memory": project / best(row, "memory"),
+            "project_tflops": project * flops / 1e12,
+            "fraction_of_fp32_peak": project * flops / peak["float32"],
+            "fraction_of_bf16_peak": project * flops / peak["bfloat16"],
+            "baseline_fraction_of_fp32_peak": baseline * flops / peak["float32"],
+            # the best ratio any implementation of the same FLOPs could reach at the faster
+            # measured matmul rate, bf16 or float32
+            "ceiling_ratio": max(peak.values()) / (baseline * flops)}
+
+
+def best(row: dict, method: str) -> float:
+    """The fastest of the repeats. Interference on a shared machine (other processes, a
+    throttled VM) only ever slows a run down, so the best rate is the least disturbed one."""
+    return row["spread"][method][1]
+
+
 def markdown(result: dict) -> str:
     m, peak = result["machine"], result["peak_flops"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores; auto precision: {m['auto_precision']}; "
              f"matmul peak float32 {peak['float32'] / 1e12:.3f} TFLOP/s, bfloat16 "
-             f"{peak['bfloat16'] / 1e12:.3f} TFLOP/s. Images/s are the median of "
-             f"{result['repeats']} runs (min–max in brackets); \"in memory\" is the project's "
-             "model fed a resident batch; \"ceiling\" is the ratio the baseline's FLOPs would "
-             "allow at the matmul peak.", "",
-             "| preset | steps x batch | project img/s | in memory img/s | baseline img/s | ratio "
-             "| ceiling | GFLOP/img (train) | project TFLOP/s | % fp32 peak (project / baseline) "
-             "| % bf16 peak | peak RSS MB (project / baseline) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    rng = lambda r, m: f"{r['spread'][m][0]:.0f}–{r['spread'][m][1]:.0f}"
+             f"{peak['bfloat16'] / 1e12:.3f} TFLOP/s. Images/s: the best of the runs, then "
+             "median and slowest; ratio and peak fractions use the best runs (median "
+             "ratio in brackets). \"In memory\" is the project's model fed a resident batch; "
+             "\"ceiling\" is the ratio the baseline's FLOPs would allow at the faster matmul peak.",
+             "",
+             "| preset | runs x steps x batch | project img/s | in memory img/s | baseline img/s | ratio "
+             "| ceiling | GFLOP/img (train) | % fp32 peak (project / baseline) | % bf16 peak "
+             "| peak RSS MB (project / baseline) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    median = {"project": "project_images_per_s", "memory": "memory_images_per_s",
+              "baseline": "baseline_images_per_s"}
+    cell = lambda r, k: f"{best(r, k):.0f} ({r[median[k]]:.0f}, {r['spread'][k][0]:.0f})"
     for r in result["rows"]:
         lines.append(
-            f"| {r['preset']} | {r['steps']} x {r['batch_size']} "
-            f"| {r['project_images_per_s']:.0f} ({rng(r, 'project')}) "
-            f"| {r['memory_images_per_s']:.0f} ({rng(r, 'memory')}) "
-            f"| {r['baseline_images_per_s']:.0f} ({rng(r, 'baseline')}) | {r['ratio']:.2f}x "
-            f"| {r['ceiling_ratio']:.2f}x | {r['train_gflop_per_image']:.3f} | {r['project_tflops']:.3f} "
+            f"| {r['preset']} | {r.get('repeats') or result.get('repeats')} x {r['steps']} x "
+            f"{r['batch_size']} | {cell(r, 'project')} "
+            f"| {cell(r, 'memory')} | {cell(r, 'baseline')} "
+            f"| {r['best_ratio']:.2f}x ({r['ratio']:.2f}x) | {r['ceiling_ratio']:.2f}x "
+            f"| {r['train_gflop_per_image']:.3f} "
             f"| {100 * r['fraction_of_fp32_peak']:.0f}% / {100 * r['baseline_fraction_of_fp32_peak']:.0f}% "
             f"| {100 * r['fraction_of_bf16_peak']:.0f}% "
             f"| {r['peak_rss_mb']['project']:.0f} / {r['peak_rss_mb']['baseline']:.0f} |")
