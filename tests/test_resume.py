@@ -27,8 +27,11 @@ def _args(preset, data_dir, run, epochs, *extra):
 
 def _spawn(args):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # A suite started in the background (`make test &`) passes on SIGINT as ignored, and Python
+    # then never raises KeyboardInterrupt; the child gets the default disposition back.
     return subprocess.Popen([sys.executable, "-m", "gan_vae_tf.train", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _epochs(run):
