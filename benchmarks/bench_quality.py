@@ -94,9 +94,6 @@ def main() -> int:
         print(f"  {point}", flush=True)
         return point
 
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")  # scoring retraces the sampler; harmless, not news
     keras.utils.set_random_seed(cfg.train.seed)
     policy, why = precision.resolve(cfg.train.precision)
     model = models.build(cfg, policy)

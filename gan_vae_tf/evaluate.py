@@ -94,13 +94,15 @@ def evaluate_vae(model, cfg: Config, test_images, batch: int = 500) -> dict:
 
 def generate(model, n: int, batch: int = 500):
     """n uint8 samples: generator outputs for a GAN, decoded prior means for a VAE."""
+    import keras
     import numpy as np
-    import tensorflow as tf
 
     from gan_vae_tf import plots
 
-    draw = tf.function(model.sample)
-    return plots.to_uint8(np.concatenate([draw(min(batch, n - i)).numpy() for i in range(0, n, batch)]))
+    # Eager: batches of hundreds of images are all convolution, and a tf.function made here
+    # would be traced anew on every call.
+    chunks = [keras.ops.convert_to_numpy(model.sample(min(batch, n - i))) for i in range(0, n, batch)]
+    return plots.to_uint8(np.concatenate(chunks))
 
 
 def iwae(model, cfg: Config, images, k: int, batch_images: int = 8) -> dict:
