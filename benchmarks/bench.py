@@ -66,6 +66,16 @@ def train_flops_per_image(cfg) -> float:
     return 2.0 * 3.0 * (e + dec)
 
 
+def preset_config(preset: str, data_dir: str | None):
+    """A preset as `train.py` would run it, reading data from `data_dir` when given."""
+    from dataclasses import replace
+
+    from gan_vae_tf import config as config_lib
+
+    cfg = config_lib.preset(preset)
+    return replace(cfg, data=replace(cfg.data, data_dir=data_dir)) if data_dir else cfg
+
+
 def images_for(cfg, n: int):
     """Real images when ../shared/data (or --data-dir) has them, else synthetic of the same shape."""
     from gan_vae_tf import data
@@ -79,16 +89,13 @@ def images_for(cfg, n: int):
         return syn.train[:n], syn.source
 
 
-def run_project(cfg, images, steps: int, in_memory: bool = False) -> float:
-    """The project's defaults; `in_memory` swaps the pipeline for one resident batch."""
-    import keras
+def project_model(cfg, images, warmup_steps: int, in_memory: bool = False):
+    """The project's training path as `train.py` builds it (auto precision, `data.pipeline`),
+    repeated and warmed up so the step is traced; `in_memory` swaps the pipeline for one
+    resident batch. Returns (model, dataset, precision policy)."""
     import tensorflow as tf
 
     from gan_vae_tf import data, models, precision
-
-    class LastStep(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            self.done = time.perf_counter()
 
     policy, _ = precision.resolve(cfg.train.precision)
     model = models.build(cfg, policy)
@@ -96,7 +103,19 @@ def run_project(cfg, images, steps: int, in_memory: bool = False) -> float:
     if in_memory:
         ds = tf.data.Dataset.from_tensors(next(iter(ds)))
     ds = ds.repeat()
-    model.fit(ds, epochs=1, steps_per_epoch=max(2, steps // 4), verbose=0)  # trace + warm up
+    model.fit(ds, epochs=1, steps_per_epoch=warmup_steps, verbose=0)
+    return model, ds, policy
+
+
+def run_project(cfg, images, steps: int, in_memory: bool = False) -> float:
+    """The project's defaults, timed from the first step to the end of the last."""
+    import keras
+
+    class LastStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.done = time.perf_counter()
+
+    model, ds, _ = project_model(cfg, images, max(2, steps // 4), in_memory)
     last = LastStep()
     start = time.perf_counter()
     model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[last])
@@ -190,16 +209,11 @@ def matmul_peak(dtype: str, n: int = 2048, reps: int = 10) -> float:
 def child(args) -> None:
     """One measurement in this process; prints one JSON line."""
     sys.path.insert(0, str(ROOT))
-    from gan_vae_tf import config as config_lib
-
     if args.child == "peak":
         print(json.dumps({"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16")}))
         return
     preset, method = args.child.split(":")
-    cfg = config_lib.preset(preset)
-    if args.data_dir:
-        from dataclasses import replace
-        cfg = replace(cfg, data=replace(cfg.data, data_dir=args.data_dir))
+    cfg = preset_config(preset, args.data_dir)
     images, source = images_for(cfg, args.images)
     if method == "baseline":
         rate = run_baseline(cfg, images, args.steps)
@@ -230,8 +244,6 @@ def main() -> int:
     p.add_argument("--images", type=int, default=8192, help="training images held by each run")
     p.add_argument("--data-dir", default=os.environ.get("GAN_VAE_TF_DATA_DIR"))
     p.add_argument("--out", default=str(ROOT / "experiments" / "bench"))
-    p.add_argument("--update", action="store_true",
-                   help="keep the rows of other presets already in OUT/results.json")
     p.add_argument("--render", metavar="RESULTS_JSON",
                    help="only rewrite the Markdown table from an earlier results.json")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -284,13 +296,6 @@ def main() -> int:
             for m in METHODS) + f"; ratio of best {row['best_ratio']:.2f}x", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.update and (out / "results.json").exists():
-        old = json.loads((out / "results.json").read_text())
-        kept = [{"repeats": old.get("repeats"), **r} for r in old["rows"]]
-        fresh = {r["preset"] for r in rows}
-        order = {name: i for i, name in enumerate(PRESETS)}
-        rows = sorted([derive(r, peak) for r in kept if r["preset"] not in fresh] + rows,
-                      key=lambda r: order.get(r["preset"], len(order)))
     result = {"machine": machine, "peak_flops": peak, "rows": rows}
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "results.md").write_text(markdown(result))
@@ -339,7 +344,7 @@ def markdown(result: dict) -> str:
     cell = lambda r, k: f"{best(r, k):.0f} ({r[median[k]]:.0f}, {r['spread'][k][0]:.0f})"
     for r in result["rows"]:
         lines.append(
-            f"| {r['preset']} | {r.get('repeats') or result.get('repeats')} x {r['steps']} x "
+            f"| {r['preset']} | {r['repeats']} x {r['steps']} x "
             f"{r['batch_size']} | {cell(r, 'project')} "
             f"| {cell(r, 'memory')} | {cell(r, 'baseline')} "
             f"| {r['best_ratio']:.2f}x ({r['ratio']:.2f}x) | {r['ceiling_ratio']:.2f}x "

@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import cpu_name  # noqa: E402  (benchmarks/bench.py)
+from bench import cpu_name, preset_config  # noqa: E402  (benchmarks/bench.py)
 
 TARGET_CLASSIFIER_SCORE = 9.0
 
@@ -66,12 +66,10 @@ def main() -> int:
     import keras
 
     from gan_vae_tf import callbacks, classifier, data, evaluate, models, plots, precision, quality
-    from gan_vae_tf import config as config_lib
     from gan_vae_tf.errors import UserError
 
-    cfg = config_lib.preset(args.preset)
-    cfg = replace(cfg, data=replace(cfg.data, data_dir=args.data_dir),
-                  train=replace(cfg.train, seed=args.seed))
+    cfg = preset_config(args.preset, args.data_dir)
+    cfg = replace(cfg, train=replace(cfg.train, seed=args.seed))
     try:
         dataset = data.load(cfg.data)
     except UserError as e:

@@ -23,19 +23,11 @@ STEPS = {"gan-mnist": 6, "vae-mnist": 150, "gan-anime": 3, "vae-anime": 6}
 
 
 def profile_preset(preset: str, steps: int, data_dir: str | None) -> dict:
-    from dataclasses import replace
+    from gan_vae_tf import profiling
 
-    from gan_vae_tf import config as config_lib
-    from gan_vae_tf import data, models, precision, profiling
-
-    cfg = config_lib.preset(preset)
-    if data_dir:
-        cfg = replace(cfg, data=replace(cfg.data, data_dir=data_dir))
+    cfg = bench.preset_config(preset, data_dir)
     images, source = bench.images_for(cfg, 4096)
-    policy, _ = precision.resolve(cfg.train.precision)
-    model = models.build(cfg, policy)
-    ds = data.pipeline(images, cfg, training=True).repeat()
-    model.fit(ds, epochs=1, steps_per_epoch=max(2, steps // 3), verbose=0)  # trace + warm up
+    model, ds, policy = bench.project_model(cfg, images, warmup_steps=max(2, steps // 3))
     start = time.perf_counter()
     summary = profiling.profile_fit(model, ds, steps)
     wall = time.perf_counter() - start
