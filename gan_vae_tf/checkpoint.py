@@ -23,11 +23,6 @@ NAME = "checkpoint"
 log = logging.getLogger(__name__)
 
 
-def _optimizers(model: keras.Model) -> dict[str, keras.optimizers.Optimizer]:
-    names = ("g_optimizer", "d_optimizer", "vae_optimizer")
-    return {n: getattr(model, n) for n in names if hasattr(model, n)}
-
-
 def _rng_states(model: keras.Model) -> list:
     """The state variable of every SeedGenerator in the model (its own, the sampler's, every
     Dropout's): restoring them continues the random streams instead of replaying them."""
@@ -45,7 +40,7 @@ class RunState:
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.fixed = {k: tf.Variable(v, trainable=False, name=k) for k, v in fixed_inputs.items()}
         self.rng = _rng_states(model)
-        core = {"model": model, "epoch": self.epoch, **_optimizers(model),
+        core = {"model": model, "epoch": self.epoch, **model.optimizers(),
                 **{f"fixed_{k}": v for k, v in self.fixed.items()}}
         rng = {f"rng_{i}": v for i, v in enumerate(self.rng)}
         self._ckpt = tf.train.Checkpoint(**core, **rng)

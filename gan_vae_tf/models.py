@@ -15,9 +15,8 @@ from gan_vae_tf import losses
 from gan_vae_tf.layers import Reparameterize
 
 
-def _optimizer(learning_rate: float, beta_1: float, loss_scale: bool) -> keras.optimizers.Optimizer:
-    opt = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1)
-    return keras.optimizers.LossScaleOptimizer(opt) if loss_scale else opt
+def adam(learning_rate: float, beta_1: float = 0.9) -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1)
 
 
 def _scaled(optimizer, loss):
@@ -46,28 +45,58 @@ def _apply(tape: tf.GradientTape, scaled_loss, optimizer, variables):
 
 
 class _CustomTrainer(keras.Model):
-    """What both models share: a custom `compile()` that makes their own optimizers (and is
-    restored from `.keras` files), metric trackers that reset each epoch, and a count of the
-    steps a loss scaler skipped (mixed_float16 overflow: logged, not a failure)."""
+    """What both models share: a custom `compile()` that takes one optimizer per trained
+    network (and is restored from `.keras` files), metric trackers that reset each epoch, and
+    a count of the steps a loss scaler skipped (mixed_float16 overflow: logged, not a failure).
+
+    Each model describes itself through `networks()` and `optimizers()`, so checkpoints,
+    evaluation, reports and diagrams iterate over them instead of asking what kind it is.
+    """
 
     trackers: dict[str, keras.metrics.Metric]
+    #: Names of the optimizers `compile()` takes, one per trained network (checkpoint keys).
+    optimizer_names: tuple[str, ...] = ()
+
+    def networks(self) -> dict[str, keras.Model]:
+        """The networks this model is made of, by name (the `.keras` file stems)."""
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
+        return {name: getattr(self, name) for name in self.optimizer_names}
+
+    def _trained_variables(self, name: str) -> list:
+        raise NotImplementedError
 
     def compile(self, learning_rate: float = 1e-4, beta_1: float = 0.9, loss_scale: bool = False,
                 **kwargs):
+        """Optimizers by name (e.g. `g_optimizer=..., d_optimizer=...`); any not given is an
+        Adam(learning_rate, beta_1). With `loss_scale` each is wrapped in a
+        `LossScaleOptimizer` (mixed_float16)."""
+        given = {name: kwargs.pop(name, None) for name in self.optimizer_names}
         super().compile(**kwargs)
-        self._optimizer_args = {"learning_rate": learning_rate, "beta_1": beta_1,
-                                "loss_scale": loss_scale}
+        self._loss_scale = loss_scale
         if loss_scale and "skipped_steps" not in self.trackers:
             self.trackers["skipped_steps"] = keras.metrics.Sum(name="skipped_steps")
-        self.make_optimizers(lambda: _optimizer(learning_rate, beta_1, loss_scale))
-
-    def make_optimizers(self, new_optimizer) -> None:
-        raise NotImplementedError
+        for name, opt in given.items():
+            opt = opt or adam(learning_rate, beta_1)
+            if loss_scale and not isinstance(opt, keras.optimizers.LossScaleOptimizer):
+                opt = keras.optimizers.LossScaleOptimizer(opt)
+            opt.build(self._trained_variables(name))
+            setattr(self, name, opt)
 
     def get_compile_config(self):
-        return dict(getattr(self, "_optimizer_args", {}))
+        if not self.optimizer_names or not hasattr(self, self.optimizer_names[0]):
+            return {}
+        return {"loss_scale": self._loss_scale,
+                **{name: keras.optimizers.serialize(opt) for name, opt in self.optimizers().items()}}
 
     def compile_from_config(self, config):
+        """Restores both this version's configs (serialized optimizers) and older ones
+        (`learning_rate`/`beta_1`/`loss_scale`, every network with the same Adam)."""
+        config = dict(config)
+        for name in self.optimizer_names:
+            if isinstance(config.get(name), dict):
+                config[name] = keras.optimizers.deserialize(config[name])
         self.compile(**config)
 
     @property
@@ -95,10 +124,30 @@ class DCGAN(_CustomTrainer):
                          for name in ("d_loss", "g_loss", "d_real", "d_fake")}
         self.built = True
 
-    def make_optimizers(self, new_optimizer) -> None:
-        self.g_optimizer, self.d_optimizer = new_optimizer(), new_optimizer()
-        self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
+    optimizer_names = ("g_optimizer", "d_optimizer")
+
+    def networks(self) -> dict[str, keras.Model]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def _trained_variables(self, name: str) -> list:
+        net = self.generator if name == "g_optimizer" else self.discriminator
+        return net.trainable_variables
+
+    def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
+        super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, **kwargs)
+
+    @classmethod
+    def from_run_config(cls, cfg, policy: str = "float32") -> "DCGAN":
+        from gan_vae_tf import networks
+
+        return cls(networks.generator(cfg, policy), networks.discriminator(cfg, policy),
+                   seed=cfg.train.seed, name="dcgan")
+
+    @staticmethod
+    def run_optimizers(cfg) -> dict[str, keras.optimizers.Optimizer]:
+        t = cfg.train
+        return {"g_optimizer": adam(t.learning_rate, t.beta_1),
+                "d_optimizer": adam(t.learning_rate, t.beta_1)}
 
     def sample_noise(self, n: int):
         return keras.random.normal((n, self.noise_dim), seed=self.seed_generator)
@@ -178,9 +227,28 @@ class VAE(_CustomTrainer):
                          for name in ("loss", "elbo", "log_px_z", "kl")}
         self.built = True
 
-    def make_optimizers(self, new_optimizer) -> None:
-        self.vae_optimizer = new_optimizer()
-        self.vae_optimizer.build(self.trainable_variables)
+    optimizer_names = ("vae_optimizer",)
+
+    def networks(self) -> dict[str, keras.Model]:
+        return {"encoder": self.encoder, "decoder": self.decoder}
+
+    def _trained_variables(self, name: str) -> list:
+        return self.trainable_variables
+
+    def compile(self, vae_optimizer=None, **kwargs):
+        super().compile(vae_optimizer=vae_optimizer, **kwargs)
+
+    @classmethod
+    def from_run_config(cls, cfg, policy: str = "float32") -> "VAE":
+        from gan_vae_tf import networks
+
+        return cls(networks.encoder(cfg, policy), networks.decoder(cfg, policy),
+                   likelihood=cfg.vae.likelihood, obs_sigma=cfg.vae.obs_sigma,
+                   seed=cfg.train.seed, name="vae")
+
+    @staticmethod
+    def run_optimizers(cfg) -> dict[str, keras.optimizers.Optimizer]:
+        return {"vae_optimizer": adam(cfg.train.learning_rate, cfg.train.beta_1)}
 
     def encode(self, x, training: bool = False):
         stats = ops.cast(self.encoder(x, training=training), "float32")
@@ -261,25 +329,12 @@ class VAE(_CustomTrainer):
         return cls(**config)
 
 
+MODELS: dict[str, type[_CustomTrainer]] = {"gan": DCGAN, "vae": VAE}
+
+
 def build(cfg, policy: str = "float32") -> keras.Model:
     """The compiled model a config describes, with layers under the given dtype policy."""
-    from gan_vae_tf import networks
-
-    t = cfg.train
-    if cfg.model == "gan":
-        model = DCGAN(networks.generator(cfg, policy), networks.discriminator(cfg, policy),
-                      seed=t.seed, name="dcgan")
-    else:
-        model = VAE(networks.encoder(cfg, policy), networks.decoder(cfg, policy),
-                    likelihood=cfg.vae.likelihood, obs_sigma=cfg.vae.obs_sigma, seed=t.seed,
-                    name="vae")
-    model.compile(learning_rate=t.learning_rate, beta_1=t.beta_1,
-                  loss_scale=policy == "mixed_float16", steps_per_execution=t.steps_per_execution)
+    model = MODELS[cfg.model].from_run_config(cfg, policy)
+    model.compile(**model.run_optimizers(cfg), loss_scale=policy == "mixed_float16",
+                  steps_per_execution=cfg.train.steps_per_execution)
     return model
-
-
-def parts(model: keras.Model) -> dict[str, keras.Model]:
-    """The networks a model is made of, by name."""
-    if isinstance(model, DCGAN):
-        return {"generator": model.generator, "discriminator": model.discriminator}
-    return {"encoder": model.encoder, "decoder": model.decoder}

@@ -160,7 +160,7 @@ def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool 
             state.save(run_dir, saver.finished)
             raise
     model.save(run_dir / "model.keras")
-    for name, part in models.parts(model).items():
+    for name, part in model.networks().items():
         part.save(run_dir / f"{name}.keras")
     history = callbacks.read_history(run_dir / "history.csv")
     seconds = float(sum(history["seconds"]))

@@ -18,10 +18,10 @@ def test_one_train_step_changes_every_network_and_keeps_losses_finite(preset):
     cfg = tiny_config(preset)
     model = models.build(cfg)
     before = {name: [w.numpy().copy() for w in part.trainable_weights]
-              for name, part in models.parts(model).items()}
+              for name, part in model.networks().items()}
     logs = model.train_step(next(iter(_batches(cfg))))
     assert all(np.isfinite(float(v)) for v in logs.values())
-    for name, part in models.parts(model).items():
+    for name, part in model.networks().items():
         changed = [not np.allclose(a, b.numpy()) for a, b in zip(before[name], part.trainable_weights)]
         assert any(changed), f"{name} did not change"
 
@@ -64,8 +64,8 @@ def test_keras_file_round_trip_keeps_weights_and_outputs(tmp_path, preset):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert type(loaded) is type(model)
-    for name, part in models.parts(model).items():
-        other = models.parts(loaded)[name]
+    for name, part in model.networks().items():
+        other = loaded.networks()[name]
         probe = np.random.default_rng(0).standard_normal((2, *part.input_shape[1:])).astype("float32")
         np.testing.assert_allclose(part(probe).numpy(), other(probe).numpy(), rtol=1e-5, atol=1e-5)
     loaded.train_step(next(iter(_batches(cfg))))  # the restored compile config trains
@@ -80,7 +80,7 @@ def test_every_precision_trains_with_finite_float32_losses_and_float32_variables
         logs = model.train_step(batch)
     assert all(np.isfinite(float(v)) and v.dtype == "float32" for v in logs.values())
     assert all(v.dtype == "float32" for v in model.trainable_variables)
-    optimizers = [model.g_optimizer, model.d_optimizer] if cfg.model == "gan" else [model.vae_optimizer]
+    optimizers = list(model.optimizers().values())
     scaled = [isinstance(o, keras.optimizers.LossScaleOptimizer) for o in optimizers]
     assert scaled == [precision == "mixed_float16"] * len(optimizers)
 
@@ -158,3 +158,32 @@ def test_train_and_test_steps_are_traced_once_across_epochs(preset):
     model.fit(data.pipeline(images, cfg, training=True), epochs=3, verbose=0,
               validation_data=data.pipeline(images[:20], cfg, training=False))
     assert calls == {"train": 1, "test": 1}
+
+
+def test_compile_takes_one_optimizer_per_network_and_keras_files_keep_them(tmp_path):
+    cfg = tiny_config("gan-mnist")
+    model = models.DCGAN.from_run_config(cfg)
+    model.compile(g_optimizer=keras.optimizers.Adam(3e-4, beta_1=0.5),
+                  d_optimizer=keras.optimizers.SGD(1e-2))
+    model.train_step(next(iter(_batches(cfg))))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    g, d = loaded.optimizers()["g_optimizer"], loaded.optimizers()["d_optimizer"]
+    assert isinstance(g, keras.optimizers.Adam) and isinstance(d, keras.optimizers.SGD)
+    assert float(g.learning_rate) == pytest.approx(3e-4) and float(g.beta_1) == pytest.approx(0.5)
+    assert float(d.learning_rate) == pytest.approx(1e-2)
+
+
+def test_compile_configs_of_older_keras_files_still_restore():
+    model = models.VAE.from_run_config(tiny_config("vae-mnist"))
+    model.compile_from_config({"learning_rate": 2e-3, "beta_1": 0.5, "loss_scale": True})
+    opt = model.optimizers()["vae_optimizer"]
+    assert isinstance(opt, keras.optimizers.LossScaleOptimizer)
+    assert float(opt.inner_optimizer.learning_rate) == pytest.approx(2e-3)
+
+
+@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
+def test_every_optimizer_trains_exactly_its_network(preset):
+    model = models.build(tiny_config(preset))
+    trained = [id(v) for opt in model.optimizers().values() for v in opt._trainable_variables]
+    assert sorted(trained) == sorted(id(v) for v in model.trainable_variables)
