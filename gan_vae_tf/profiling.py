@@ -26,7 +26,10 @@ def op_category(op_type: str, op_name: str) -> str:
     """The category of one profiled op, from its type first and its name scope second: dropout's
     mask is random numbers and elementwise ops that only its scope gives away."""
     name = op_name.lower()
-    if op_type in _CONV:
+    # On Intel CPUs TensorFlow runs oneDNN kernels named e.g. `_MklNativeConv2DBackpropInput`
+    # or `_MklNativeFusedConv2D`: the same convolutions under a prefix.
+    base = op_type.removeprefix("_MklNative").removeprefix("_Mkl")
+    if op_type in _CONV or base in _CONV or base.startswith(("Conv2D", "FusedConv2D")):
         return "convolutions"
     if "MatMul" in op_type:
         return "matmul"

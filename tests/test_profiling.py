@@ -10,6 +10,8 @@ from conftest import tiny_config
 @pytest.mark.parametrize("op_type,name,category", [
     ("Conv2DBackpropFilter", "gradient_tape/generator/conv2d_transpose/x", "convolutions"),
     ("_FusedConv2D", "discriminator/conv2d/BiasAdd", "convolutions"),
+    ("_MklNativeConv2DBackpropFilterWithBias", "gradient_tape/discriminator/conv2d/x", "convolutions"),
+    ("_MklNativeFusedConv2D", "discriminator/conv2d/BiasAdd", "convolutions"),
     ("MatMul", "generator/dense/MatMul", "matmul"),
     ("Mul", "discriminator/dropout/stateless_dropout/Mul", "dropout"),
     ("StatelessRandomUniformV2", "discriminator/dropout/stateless_random_uniform", "dropout"),
