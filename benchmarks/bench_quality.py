@@ -80,8 +80,8 @@ def main() -> int:
         return 2
     clf, accuracy = classifier.train_or_load(cfg.data.dataset, dataset.train, dataset.train_labels,
                                              dataset.test, dataset.test_labels)
-    n = min(args.num, len(dataset.test) // 2)
-    real, reference = dataset.test[:n], dataset.test[n:2 * n]
+    n = quality.reference_size(args.num, len(dataset.test))
+    real, reference = quality.real_sets(dataset.test, n)
 
     floor = {}
 

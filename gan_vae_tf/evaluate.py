@@ -51,7 +51,7 @@ def _batches(array, size: int):
         yield array[i:i + size]
 
 
-def evaluate_gan(model, test_images, num: int, batch: int = 500) -> dict:
+def evaluate_gan(model, real, batch: int = 500) -> dict:
     import numpy as np
     import tensorflow as tf
 
@@ -59,7 +59,6 @@ def evaluate_gan(model, test_images, num: int, batch: int = 500) -> dict:
 
     discriminate = tf.function(lambda x: model.discriminator(x, training=False))
     judge_fakes = tf.function(lambda n: model.discriminator(model(model.sample_noise(n)), training=False))
-    real = test_images[:num]
     real_logits = np.concatenate([discriminate(data.scale(b, "gan")).numpy() for b in _batches(real, batch)])
     fake_logits = np.concatenate([judge_fakes(len(b)).numpy() for b in _batches(real, batch)])
     return {"images": int(len(real)),
@@ -127,8 +126,7 @@ def iwae(model, cfg: Config, images, k: int, batch_images: int = 8) -> dict:
 def sample_quality(cfg: Config, dataset, fake, inception_weights: str | None = None) -> dict:
     from gan_vae_tf import classifier, quality
 
-    n = len(fake)
-    real, reference = dataset.test[:n], dataset.train[-n:]
+    real, reference = quality.real_sets(dataset.test, len(fake))
     if cfg.data.dataset in quality.CLASSIFIER_DATASETS and dataset.train_labels is not None:
         clf, accuracy = classifier.train_or_load(
             cfg.data.dataset, dataset.train, dataset.train_labels, dataset.test, dataset.test_labels)
@@ -148,21 +146,22 @@ def evaluate(run_dir: str | os.PathLike, num: int = 10000, data_dir: str | None 
              inception_weights: str | None = None) -> dict:
     import keras
 
-    from gan_vae_tf import data
+    from gan_vae_tf import data, quality
 
     cfg, model = load_run(run_dir)
     if data_dir:
         cfg = replace(cfg, data=replace(cfg.data, data_dir=data_dir))
     keras.utils.set_random_seed(cfg.train.seed)
     dataset = data.load(cfg.data)
+    test = data.sample(dataset.test, num)
     if cfg.model == "gan":
-        result = evaluate_gan(model, dataset.test, num)
+        result = evaluate_gan(model, test)
     else:
-        result = evaluate_vae(model, cfg, dataset.test[:num])
+        result = evaluate_vae(model, cfg, test)
         if iwae_k > 0:
-            result["iwae"] = iwae(model, cfg, dataset.test[:iwae_images], iwae_k)
-    n = min(quality_num, len(dataset.test), len(dataset.train))
-    if n > 0:
+            result["iwae"] = iwae(model, cfg, data.sample(dataset.test, iwae_images), iwae_k)
+    n = quality.reference_size(quality_num, len(dataset.test))
+    if n >= 2:
         result["quality"] = sample_quality(cfg, dataset, generate(model, n), inception_weights)
     result = {"preset": cfg.preset, "model": cfg.model, "data_source": dataset.source, **result}
     path = Path(run_dir) / "metrics.json"
@@ -178,20 +177,30 @@ def format_summary(m: dict) -> str:
         lines += [f"  D(G(z)) mean discriminator probability on generated images: {m['d_fake']:.4f}",
                   f"  D(x)    mean discriminator probability on real test images:  {m['d_real']:.4f}"]
     else:
-        lines += [f"  test ELBO: {m['elbo_nats']:.2f} +/- {m['elbo_stderr']:.2f} nats per image "
+        lines += [f"  test ELBO: {m['elbo_nats']:.2f} ± {m['elbo_stderr']:.2f} (standard error over "
+                  f"{m['images']} images) nats per image "
                   f"({m['elbo_bits_per_dim']:.4f} bits/dim, {m['likelihood']} likelihood)",
                   f"  reconstruction: {m['reconstruction_nll_nats']:.2f} nats NLL, "
                   f"MSE {m['reconstruction_mse']:.5f} per pixel; KL {m['kl_nats']:.2f} nats"]
         if "iwae" in m:
             w = m["iwae"]
-            lines.append(f"  IWAE (k={w['k']}, {w['images']} images): {w['iwae_nats']:.2f} +/- "
-                         f"{w['iwae_stderr']:.2f} nats (ELBO on the same images {w['elbo_same_images_nats']:.2f})")
+            lines.append(f"  IWAE (k={w['k']}): {w['iwae_nats']:.2f} ± {w['iwae_stderr']:.2f} (standard "
+                         f"error over {w['images']} images) nats; ELBO on the same images "
+                         f"{w['elbo_same_images_nats']:.2f}")
     q = m.get("quality")
     if q:
-        lines.append(f"  sample quality on {q['n']} samples, {q['feature_space']} (model | real-data floor):")
+        from gan_vae_tf.quality import kid_text
+
+        lines.append(f"  sample quality of {q['n']} samples against {q['n']} held-out images, "
+                     f"{q['feature_space']}")
+        lines.append(f"    {'':18s} {'model':>10s} | real-data floor ({q['n']} other held-out images)")
         for key, value in q["model"].items():
+            if key in ("kid_std", "kid_subsets", "kid_subset_size"):
+                continue
             if key == "class_histogram":
-                lines.append(f"    {'class histogram':18s} {value}")
+                lines.append(f"    {'class histogram':18s} {value} | {q['real_floor'][key]}")
+            elif key == "kid":
+                lines.append(f"    {key:18s} {kid_text(q['model']):>10s} | {kid_text(q['real_floor'])}")
             else:
                 lines.append(f"    {key:18s} {value:10.4f} | {q['real_floor'][key]:.4f}")
         if "classifier_test_accuracy" in q:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -84,11 +85,23 @@ def _cubic_kernel_sum(x: np.ndarray, y: np.ndarray) -> float:
     return sum_u3 / d ** 3 + 3.0 * sum_u2 / d ** 2 + 3.0 * sum_u / d + u.size
 
 
+class KID(NamedTuple):
+    """KID as a mean over random subsets; `std` is None when every subset was the same draw
+    (both sets no larger than the subset size), because a spread of one value means nothing."""
+
+    mean: float
+    std: float | None
+    subsets: int
+    subset_size: int
+
+
 def kernel_inception_distance(feats_a: np.ndarray, feats_b: np.ndarray, subsets: int = 100,
-                              subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+                              subset_size: int = 1000, seed: int = 0) -> KID:
     """Unbiased MMD^2 with the cubic polynomial kernel, as (mean, std) over random subsets.
 
     Unlike FID it has no bias that depends on the sample size, so values from small sets are comparable.
+    When both sets fit in one subset, every draw would be the same pair of sets: the MMD is
+    computed once and reported with `subsets=1` and no std.
     """
     a, b = np.asarray(feats_a, np.float64), np.asarray(feats_b, np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
@@ -96,6 +109,8 @@ def kernel_inception_distance(feats_a: np.ndarray, feats_b: np.ndarray, subsets:
     m = min(subset_size, len(a), len(b))
     if m < 2:
         raise ValueError("KID needs at least 2 samples in each set")
+    if m == len(a) == len(b):
+        subsets = 1
     rng = np.random.default_rng(seed)
     off_diagonal, d = m * (m - 1), a.shape[1]
     values = np.empty(subsets)
@@ -106,7 +121,8 @@ def kernel_inception_distance(feats_a: np.ndarray, feats_b: np.ndarray, subsets:
         self_terms += np.sum((np.einsum("ij,ij->i", y, y) / d + 1.0) ** 3)
         within = (_cubic_kernel_sum(x, x) + _cubic_kernel_sum(y, y) - self_terms) / off_diagonal
         values[s] = within - 2.0 * _cubic_kernel_sum(x, y) / m ** 2
-    return float(values.mean()), float(values.std())
+    std = float(values.std()) if subsets > 1 else None
+    return KID(float(values.mean()), std, subsets, m)
 
 
 def _chunk_rows(n_cols: int, budget: int = 1 << 22) -> int:

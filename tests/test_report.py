@@ -66,7 +66,8 @@ def test_evaluate_writes_quality_beside_the_real_data_floor(two_tiny_runs):
     for run in two_tiny_runs:
         q = json.loads((run / "metrics.json").read_text())["quality"]
         assert set(q["model"]) >= {"fid", "kid", "kid_std", "precision", "recall", "classifier_score"}
-        assert q["model"].keys() == q["real_floor"].keys() and q["n"] == 24
+        # 32 held-out images: two disjoint real sets of 16, so 16 samples, not the 24 asked for.
+        assert q["model"].keys() == q["real_floor"].keys() and q["n"] == 16
         assert "skipped" in q["inception"]
     vae = json.loads((two_tiny_runs[1] / "metrics.json").read_text())
     assert vae["iwae"]["k"] == 5 and vae["iwae"]["iwae_nats"] >= vae["iwae"]["elbo_same_images_nats"]
@@ -105,5 +106,6 @@ def test_inception_features_load_from_a_user_supplied_weights_file(tmp_path):
     real, ref, fake = (rng.integers(0, 255, (6, 32, 32, 1), dtype=np.uint8) for _ in range(3))
     result = quality.inception_quality(str(path), real, ref, fake, batch_size=3)
     assert result["feature_space"].startswith("InceptionV3")
-    assert set(result["model"]) == {"fid", "kid", "kid_std", "precision", "recall"}
+    assert set(result["model"]) == {"fid", "kid", "kid_std", "kid_subsets", "kid_subset_size",
+                                    "precision", "recall"}
     assert np.isfinite(result["model"]["fid"]) and result["model"]["fid"] >= 0
