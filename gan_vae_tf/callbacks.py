@@ -42,9 +42,15 @@ class History(keras.callbacks.Callback):
         self.curves = Path(run_dir) / "loss_curves.png"
         self.title = title
         self._start = 0.0
+        self._carried: dict[int, float] = {}
+
+    def carry(self, epoch: int, seconds: float) -> None:
+        """Seconds a stopped process already trained epoch `epoch` (from 0) for; added to that
+        epoch's row when a resumed run finishes it."""
+        self._carried[epoch] = seconds
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        self._start = time.perf_counter() - self._carried.pop(epoch, 0.0)
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self._start, 3)}

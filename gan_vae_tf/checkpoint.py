@@ -1,26 +1,54 @@
-"""Atomic per-epoch checkpoints: everything needed to continue a run as if it never stopped.
+"""Checkpoints that let a stopped run continue exactly as if it had never stopped.
 
 A checkpoint holds the networks, every optimizer's state, the random-generator states (the
-models' SeedGenerators), the fixed sample inputs and the number of finished epochs. It is
-written to `checkpoint.tmp/`, then swapped into place by renames, so a run killed at any moment
-leaves either the previous or the new checkpoint whole; `history.csv` is cut back to the
-checkpoint's epoch on resume, so no epoch is lost or repeated.
+models' SeedGenerators), the fixed sample inputs, the epochs' metric trackers and the position
+it was taken at: finished epochs, batches of the next epoch already trained, and the seconds
+spent on them. It is saved at every epoch end and, inside an epoch, every
+`train.checkpoint_every` minutes at the next step boundary.
+
+Each save is written to `checkpoint.tmp/`, fsynced, then swapped into place by renames, so a
+run killed at any moment, or a disk that fills up while writing, leaves the previous or the new
+checkpoint whole. Because epoch e's batch order is a function of (seed, e) (`data.EpochOrder`),
+a resumed run trains on exactly the batches the stopped one had not reached.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import signal
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_vae_tf.errors import UserError
+from gan_vae_tf.data import EpochOrder
+from gan_vae_tf.errors import Interrupted, StorageError, UserError
 
 NAME = "checkpoint"
+POSITION = "position.json"
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where in training a checkpoint was taken."""
+
+    epoch: int  # finished epochs
+    step: int = 0  # batches of epoch `epoch + 1` already trained
+    seconds: float = 0.0  # training seconds those batches took (carried into the epoch's row)
+    steps_per_epoch: int | None = field(default=None, compare=False)  # for messages
+
+    def describe(self) -> str:
+        if self.step == 0:
+            return f"the end of epoch {self.epoch}" if self.epoch else "the start"
+        of = f" of {self.steps_per_epoch}" if self.steps_per_epoch else ""
+        return f"epoch {self.epoch + 1}, step {self.step}{of}"
 
 
 def _rng_states(model: keras.Model) -> list:
@@ -32,52 +60,109 @@ def _rng_states(model: keras.Model) -> list:
     return states
 
 
+def _tracker_variables(model: keras.Model) -> dict[str, keras.Variable]:
+    """The running totals behind the logged metrics, so an epoch split by a stop still logs the
+    mean over all of its steps."""
+    return {f"{metric.name}_{i}": v for metric in model.metrics
+            for i, v in enumerate(metric.variables)}
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class RunState:
     """The trackable bundle that goes into a checkpoint."""
 
     def __init__(self, model: keras.Model, fixed_inputs: dict[str, np.ndarray]):
         self.model = model
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
         self.fixed = {k: tf.Variable(v, trainable=False, name=k) for k, v in fixed_inputs.items()}
         self.rng = _rng_states(model)
+        self.trackers = _tracker_variables(model)
+        self._resumed_trackers: list[np.ndarray] | None = None
         core = {"model": model, "epoch": self.epoch, **model.optimizers(),
                 **{f"fixed_{k}": v for k, v in self.fixed.items()}}
         rng = {f"rng_{i}": v for i, v in enumerate(self.rng)}
-        self._ckpt = tf.train.Checkpoint(**core, **rng)
+        inside = {"step": self.step, "seconds": self.seconds,
+                  **{f"tracker_{k}": v for k, v in self.trackers.items()}}
+        self._ckpt = tf.train.Checkpoint(**core, **rng, **inside)
+        # Read separately, so checkpoints of older versions (no RNG state, epoch ends only) load.
         self._core = tf.train.Checkpoint(**core)
         self._rng = tf.train.Checkpoint(**rng)
+        self._inside = tf.train.Checkpoint(**inside)
 
-    def save(self, run_dir: Path, epoch: int) -> Path:
-        self.epoch.assign(epoch)
+    def save(self, run_dir: Path, position: Position) -> Path:
+        """Write a whole checkpoint beside the current one, then swap it in; a failure while
+        writing leaves the current one untouched and raises StorageError."""
+        self.epoch.assign(position.epoch)
+        self.step.assign(position.step)
+        self.seconds.assign(position.seconds)
         final, tmp, old = (run_dir / NAME, run_dir / f"{NAME}.tmp", run_dir / f"{NAME}.old")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self._ckpt.write(str(tmp / "state"))
-        for f in tmp.iterdir():
-            with f.open("rb") as handle:
-                os.fsync(handle.fileno())
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self._ckpt.write(str(tmp / "state"))
+            record = {"epoch": position.epoch, "step": position.step, "seconds": position.seconds,
+                      "steps_per_epoch": position.steps_per_epoch, "saved_at": time.time()}
+            (tmp / POSITION).write_text(json.dumps(record) + "\n")
+            for f in tmp.iterdir():
+                _fsync(f)
+            _fsync(tmp)
+        except (OSError, tf.errors.OpError) as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+            previous = saved_position(run_dir)
+            kept = (f"the previous checkpoint ({previous.describe()}) is untouched"
+                    if previous else "there is no earlier checkpoint")
+            raise StorageError(f"could not write a checkpoint in {run_dir}: "
+                               f"{reason.strip().splitlines()[0]}; {kept}") from None
         if final.exists():
             shutil.rmtree(old, ignore_errors=True)
             os.replace(final, old)
         os.replace(tmp, final)
+        _fsync(run_dir)
         shutil.rmtree(old, ignore_errors=True)
         return final
 
-    def restore(self, run_dir: Path) -> int:
-        """Load the newest whole checkpoint; returns the number of finished epochs."""
+    def restore(self, run_dir: Path) -> Position:
+        """Load the newest whole checkpoint and return its position."""
         folder = latest(run_dir)
         if folder is None:
             raise UserError(f"{run_dir} has no checkpoint to resume from")
+        prefix = str(folder / "state")
         try:
-            self._core.read(str(folder / "state")).expect_partial().assert_existing_objects_matched()
+            self._core.read(prefix).expect_partial().assert_existing_objects_matched()
         except Exception as e:
             raise UserError(f"checkpoint in {folder} is corrupt or does not match this run's "
                             f"config ({type(e).__name__}); start a new run with --out") from None
         try:
-            self._rng.read(str(folder / "state")).expect_partial().assert_existing_objects_matched()
+            self._rng.read(prefix).expect_partial().assert_existing_objects_matched()
         except AssertionError:
             log.warning("checkpoint in %s has no random-generator state (written by an older "
                         "version): random streams restart from the seed", folder)
-        return int(self.epoch.numpy())
+        try:
+            self._inside.read(prefix).expect_partial().assert_existing_objects_matched()
+        except AssertionError:  # an older, epoch-end-only checkpoint
+            self.step.assign(0)
+            self.seconds.assign(0.0)
+        position = Position(int(self.epoch.numpy()), int(self.step.numpy()),
+                            float(self.seconds.numpy()))
+        if position.step:
+            self._resumed_trackers = [np.array(v.numpy()) for v in self.trackers.values()]
+        return position
+
+    def restore_trackers(self) -> None:
+        """Put back the metric totals of the epoch a resumed run continues (fit() zeroes the
+        trackers as every epoch begins, so this runs after that)."""
+        for v, value in zip(self.trackers.values(), self._resumed_trackers or []):
+            v.assign(value)
+        self._resumed_trackers = None
 
 
 def latest(run_dir: Path) -> Path | None:
@@ -89,15 +174,114 @@ def latest(run_dir: Path) -> Path | None:
     return None
 
 
-class Checkpoint(keras.callbacks.Callback):
-    """Saves a RunState after every epoch, after the epoch's other callbacks have written."""
+def saved_position(run_dir: Path) -> Position | None:
+    """The position of the newest whole checkpoint, from its `position.json` (None when there
+    is no checkpoint; epoch ends only for checkpoints of older versions without the file)."""
+    folder = latest(run_dir)
+    if folder is None:
+        return None
+    try:
+        record = json.loads((folder / POSITION).read_text())
+        return Position(int(record["epoch"]), int(record["step"]), float(record["seconds"]),
+                        record.get("steps_per_epoch"))
+    except (OSError, ValueError, KeyError):
+        reader = tf.train.load_checkpoint(str(folder / "state"))
+        return Position(int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")))
 
-    def __init__(self, run_dir: str | os.PathLike, state: RunState):
+
+class StopRequest:
+    """While active, SIGTERM (what schedulers, `docker stop` and Kubernetes send) and SIGINT
+    (Ctrl-C) only note the request; the Checkpoint callback saves at the next step boundary and
+    raises Interrupted. A second signal stops at once, keeping the last checkpoint."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise Interrupted(signum, saved=False)
+        self.signum = signum
+        log.info("\n%s: saving a checkpoint at the next step boundary (send it again to stop "
+                 "at once)", signal.Signals(signum).name)
+
+    def __enter__(self) -> "StopRequest":
+        try:
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        except ValueError:  # not the main thread: signals stay as they were
+            self._previous = {}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Saves a RunState at every epoch end and, inside an epoch, at the first step boundary
+    `every` seconds after the last save; sets the epoch order's epoch as each epoch begins; on a
+    StopRequest, saves at the next step boundary and raises Interrupted.
+
+    Put it after the callbacks that write the epoch's files, so a checkpoint of a finished epoch
+    comes after its history row and sample grid.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, state: RunState, order: EpochOrder,
+                 every: float = 0.0, start: Position = Position(0),
+                 stop: StopRequest | None = None, clock: Callable[[], float] = time.monotonic):
         super().__init__()
         self.run_dir = Path(run_dir)
-        self.state = state
-        self.finished = 0
+        self.state, self.order, self.every, self.start = state, order, float(every), start
+        self.stop = stop
+        self.clock = clock
+        self.position = start
+        self.stop_after_epoch: int | None = None  # ends a fit() that trains one resumed epoch
+        self._first = 0
+        self._epoch_start = self._carried = self._last_save = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._last_save = self.clock()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.order.epoch = epoch
+        resumed = epoch == self.start.epoch and self.start.step > 0
+        self._first = self.start.step if resumed else 0
+        self._carried = self.start.seconds if resumed else 0.0
+        if resumed:
+            self.state.restore_trackers()
+        self.position = Position(epoch, self._first, self._carried, self.order.steps)
+        self._epoch_start = self.clock()
+        self._check_stop()
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = min(self._first + batch + 1, self.order.steps)
+        if step == self.order.steps:
+            return  # the epoch-end save (and stop) comes next, after the epoch's files
+        self.position = Position(self.position.epoch, step, self._seconds(), self.order.steps)
+        if not self._check_stop() and self.every > 0 and \
+                self.clock() - self._last_save >= self.every:
+            self.save()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.finished = epoch + 1
-        self.state.save(self.run_dir, self.finished)
+        self.position = Position(epoch + 1, steps_per_epoch=self.order.steps)
+        self.save()
+        self._check_stop(saved=True)
+        if self.stop_after_epoch == epoch:
+            self.model.stop_training = True
+
+    def _seconds(self) -> float:
+        return round(self._carried + self.clock() - self._epoch_start, 3)
+
+    def save(self) -> None:
+        self.state.save(self.run_dir, self.position)
+        self._last_save = self.clock()
+
+    def _check_stop(self, saved: bool = False) -> bool:
+        """Save (unless just `saved`) and raise Interrupted when a stop was requested."""
+        if self.stop is None or self.stop.signum is None:
+            return False
+        if not saved:
+            self.save()
+        raise Interrupted(self.stop.signum, saved=True)

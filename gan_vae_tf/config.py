@@ -73,6 +73,7 @@ class TrainConfig:
     steps_per_execution: int = 1
     deterministic: bool = False  # TensorFlow op determinism: identical losses for one seed
     strategy: str = "default"  # tf.distribute: default, mirrored, multiworker
+    checkpoint_every: float = 5.0  # minutes between mid-epoch checkpoints; 0 = epoch ends only
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,11 @@ def validate(cfg: Config) -> Config:
                         ("latent size", cfg.vae.latent_dim), ("noise size", cfg.gan.noise_dim)):
         if value is None or value <= 0:
             raise UserError(f"{name} must be a positive integer, got {value}")
+    if t.seed < 0:
+        raise UserError(f"seed must be a non-negative integer, got {t.seed}")
+    if not t.checkpoint_every >= 0:
+        raise UserError(f"checkpoint interval must be >= 0 minutes (0: epoch ends only), "
+                        f"got {t.checkpoint_every}")
     if d.limit is not None and d.limit <= 0:
         raise UserError(f"--limit must be positive, got {d.limit}")
     if t.precision not in PRECISIONS:

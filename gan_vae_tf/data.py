@@ -235,14 +235,54 @@ def scale(images: tf.Tensor, model: str, binarize: bool = False) -> tf.Tensor:
     return x
 
 
+class EpochOrder:
+    """Which training images each batch of each epoch holds, as a pure function of (seed, epoch,
+    step): epoch e is a permutation drawn by numpy's Generator seeded with (seed, e).
+
+    A run resumed in the middle of epoch e therefore meets exactly the batches the stopped run
+    had not trained on, and every later epoch in the same order, however many processes the run
+    took. `epoch` is the epoch being trained; the checkpoint callback sets it as each epoch
+    begins, before Keras makes that epoch's iterator.
+    """
+
+    def __init__(self, n: int, batch: int, seed: int, epoch: int = 0):
+        self.n, self.batch, self.seed, self.epoch = n, batch, seed, epoch
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    @property
+    def steps(self) -> int:
+        """Full batches per epoch (the ragged rest of the permutation is dropped)."""
+        return self.n // self.batch
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        cached = self._cached
+        if cached is None or cached[0] != epoch:
+            # The raw output of a PCG64 bit generator seeded by (seed, epoch), sorted: a
+            # permutation that no numpy version's change to `shuffle` can alter.
+            keys = np.random.PCG64([self.seed, epoch]).random_raw(self.n)
+            cached = (epoch, np.argsort(keys, kind="stable"))
+            self._cached = cached
+        return cached[1]
+
+    def indices(self, epoch: int, step: int) -> np.ndarray:
+        """The image indices of batch `step` (from 0) of epoch `epoch` (from 0)."""
+        if not 0 <= step < self.steps:
+            raise IndexError(f"step {step} outside an epoch of {self.steps} batches")
+        return self.permutation(epoch)[step * self.batch:(step + 1) * self.batch]
+
+
 def pipeline(images: np.ndarray, cfg: Config, training: bool, batch_size: int | None = None,
-             seed: int | None = None) -> tf.data.Dataset:
+             seed: int | None = None, order: EpochOrder | None = None,
+             first_step: int = 0) -> tf.data.Dataset:
     """Shuffled, batched, scaled and prefetched batches from a uint8 array.
 
-    The array is indexed by batch (`gather`), so a memory-mapped cache of a large image folder
-    is never copied whole into memory, and the cost per batch is one vectorized copy.
+    Training batches follow `order` when given (batches `first_step`.. of its current epoch at
+    each iteration: what `train.py` uses, so a run resumes mid-epoch exactly); without it,
+    tf.data reshuffles at each iteration from the seed. The array is indexed by batch
+    (`gather`), so a memory-mapped cache of a large image folder is never copied whole into
+    memory, and the cost per batch is one vectorized copy.
     """
-    batch = batch_size or cfg.train.batch_size
+    batch = order.batch if order is not None else (batch_size or cfg.train.batch_size)
     n = len(images)
     if training and batch > n:
         raise UserError(f"batch size {batch} is larger than the {n} training images; "
@@ -257,11 +297,23 @@ def pipeline(images: np.ndarray, cfg: Config, training: bool, batch_size: int | 
         x.set_shape((batch if training else None, *shape))
         return scale(x, cfg.model, cfg.data.binarize)
 
-    ds = tf.data.Dataset.range(n)
-    if training:
-        ds = ds.shuffle(n, seed=cfg.train.seed if seed is None else seed,
-                        reshuffle_each_iteration=True)
-    ds = ds.batch(batch, drop_remainder=training).map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    if training and order is not None:
+        if order.n != n:
+            raise ValueError(f"the epoch order covers {order.n} images, the array has {n}")
+
+        def batch_indices(step: np.ndarray) -> np.ndarray:
+            return order.indices(order.epoch, int(step)).astype(np.int64)
+
+        # Sequential: the index map only slices a cached permutation; the gathers run in parallel.
+        ds = tf.data.Dataset.range(first_step, order.steps).map(
+            lambda step: tf.numpy_function(batch_indices, [step], tf.int64, stateful=False))
+    else:
+        ds = tf.data.Dataset.range(n)
+        if training:
+            ds = ds.shuffle(n, seed=cfg.train.seed if seed is None else seed,
+                            reshuffle_each_iteration=True)
+        ds = ds.batch(batch, drop_remainder=training)
+    ds = ds.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True
     # Shard by element across workers: the source is an index range, not files.

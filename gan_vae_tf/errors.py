@@ -16,3 +16,18 @@ def one_line_warnings() -> None:
     import warnings
 
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+
+
+class StorageError(RuntimeError):
+    """A checkpoint or another run file could not be written (full disk, I/O error); the run
+    stops at once, the previous checkpoint stays whole, and the CLIs exit 4."""
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT stopped training: at a step boundary after saving a checkpoint
+    (`saved`), or at once on a second signal, keeping the last checkpoint. Exit 128 + signum."""
+
+    def __init__(self, signum: int, saved: bool):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+        self.saved = saved

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Sequence
 
 from gan_vae_tf import config as config_lib
-from gan_vae_tf.errors import NonFiniteLoss, UserError, one_line_warnings
+from gan_vae_tf.errors import (Interrupted, NonFiniteLoss, StorageError, UserError,
+                               one_line_warnings)
 
 log = logging.getLogger("gan_vae_tf")
 
@@ -42,6 +44,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
                    help="tf.distribute: mirrored = all GPUs of this host, multiworker = hosts in TF_CONFIG")
     p.add_argument("--cpu-devices", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--checkpoint-every", type=float, metavar="MINUTES",
+                   help="save a checkpoint inside an epoch every MINUTES (fractions allowed; "
+                        "0 = at epoch ends only; default 5); also with --resume")
     p.add_argument("--deterministic", action="store_true",
                    help="TensorFlow op determinism: the same seed gives the same losses")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -59,8 +64,9 @@ def build_config(args: argparse.Namespace) -> config_lib.Config:
         if not path.is_file():
             raise UserError(f"cannot resume {args.resume}: it is not a run directory (no config.json)")
         cfg = config_lib.Config.from_json(path)
-        if args.epochs is not None:
-            cfg = replace(cfg, train=replace(cfg.train, epochs=args.epochs))
+        for key, value in (("epochs", args.epochs), ("checkpoint_every", args.checkpoint_every)):
+            if value is not None:
+                cfg = replace(cfg, train=replace(cfg.train, **{key: value}))
         return config_lib.validate(cfg)
     if not args.preset:
         raise UserError("give --preset NAME (or --resume RUN_DIR)")
@@ -70,6 +76,7 @@ def build_config(args: argparse.Namespace) -> config_lib.Config:
              ("data", "dataset"): args.dataset, ("data", "limit"): args.limit,
              ("train", "seed"): args.seed, ("train", "precision"): args.precision,
              ("train", "steps_per_execution"): args.steps_per_execution,
+             ("train", "checkpoint_every"): args.checkpoint_every,
              ("train", "deterministic"): args.deterministic or None,
              ("train", "strategy"): args.strategy}
     for (section, key), value in flags.items():
@@ -103,7 +110,15 @@ def prepare_run_dir(out: str | None, preset: str, overwrite: bool) -> Path:
 
 def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool = False) -> dict:
     """Train `cfg` into `run_dir` (continuing its checkpoint when `resume`); returns the summary
-    it also writes to summary.json."""
+    it also writes to summary.json. SIGTERM or Ctrl-C on the way saves a checkpoint at the next
+    step boundary and raises Interrupted."""
+    from gan_vae_tf import checkpoint
+
+    with checkpoint.StopRequest() as stop:
+        return _train(cfg, run_dir, verbose, resume, stop)
+
+
+def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, stop) -> dict:
     import keras
     import numpy as np
     import tensorflow as tf
@@ -117,7 +132,8 @@ def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool 
         tf.config.experimental.enable_op_determinism()
 
     dataset = data.load(cfg.data)
-    train_ds = data.pipeline(dataset.train, cfg, training=True)
+    order = data.EpochOrder(len(dataset.train), cfg.train.batch_size, cfg.train.seed)
+    data.pipeline(dataset.train, cfg, training=True, order=order)  # checks the batch size
     test_ds = data.pipeline(dataset.test, cfg, training=False)
     log.info("data: %s, %d train / %d test images", dataset.source, len(dataset.train), len(dataset.test))
 
@@ -132,11 +148,12 @@ def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool 
     with strategy.scope():
         model = models.build(cfg, policy)
         state = checkpoint.RunState(model, fixed)
-    done = 0
+    start = checkpoint.Position(0)
     if resume:
-        done = state.restore(run_dir)
-        callbacks.truncate_history(run_dir / "history.csv", done)
-        log.info("resuming after epoch %d of %d", done, cfg.train.epochs)
+        start = state.restore(run_dir)
+        callbacks.truncate_history(run_dir / "history.csv", start.epoch)
+        start = checkpoint.Position(start.epoch, start.step, start.seconds, order.steps)
+        log.info("resuming at %s (%d epochs in all)", start.describe(), cfg.train.epochs)
     else:
         record = cfg.to_dict()
         record["run"] = {"data": dataset.describe(), "precision": policy, "precision_reason": why,
@@ -146,19 +163,25 @@ def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool 
     fixed = {k: v.numpy() for k, v in state.fixed.items()}
     render = (callbacks.gan_renderer(fixed["noise"]) if cfg.model == "gan"
               else callbacks.vae_renderer(fixed["z"], fixed["batch"]))
-    saver = checkpoint.Checkpoint(run_dir, state)
-    saver.finished = done
-    cbs = [callbacks.NonFiniteGuard(), callbacks.SampleGrid(run_dir, render),
-           callbacks.History(run_dir, title=f"{cfg.preset} ({dataset.source})"), saver]
-
-    if done < cfg.train.epochs:
-        try:
-            model.fit(train_ds, epochs=cfg.train.epochs, initial_epoch=done, callbacks=cbs,
-                      verbose=verbose, shuffle=False,
-                      validation_data=test_ds if cfg.model == "vae" else None)
-        except KeyboardInterrupt:
-            state.save(run_dir, saver.finished)
-            raise
+    rows = callbacks.History(run_dir, title=f"{cfg.preset} ({dataset.source})")
+    if start.step:
+        rows.carry(start.epoch, start.seconds)
+    saver = checkpoint.Checkpoint(run_dir, state, order, cfg.train.checkpoint_every * 60,
+                                  start, stop)
+    cbs = [callbacks.NonFiniteGuard(), callbacks.SampleGrid(run_dir, render), rows, saver]
+    fit = dict(epochs=cfg.train.epochs, callbacks=cbs, verbose=verbose, shuffle=False,
+               validation_data=test_ds if cfg.model == "vae" else None)
+    epoch = start.epoch
+    if start.step and epoch < cfg.train.epochs:
+        # The rest of the epoch the stopped run was in: one fit() over its unseen batches.
+        saver.stop_after_epoch = epoch
+        model.fit(data.pipeline(dataset.train, cfg, True, order=order, first_step=start.step),
+                  initial_epoch=epoch, **fit)
+        saver.stop_after_epoch = None
+        epoch += 1
+    if epoch < cfg.train.epochs:
+        model.fit(data.pipeline(dataset.train, cfg, True, order=order), initial_epoch=epoch,
+                  **fit)
     model.save(run_dir / "model.keras")
     for name, part in model.networks().items():
         part.save(run_dir / f"{name}.keras")
@@ -174,13 +197,27 @@ def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool 
     return summary
 
 
+def _resume_hint(run_dir: Path | None) -> str:
+    """What a stopped run's last line says: where its checkpoint stands and the command that
+    continues it."""
+    from gan_vae_tf import checkpoint
+
+    position = checkpoint.saved_position(run_dir) if run_dir is not None else None
+    if position is None:
+        return "no checkpoint was saved yet, so there is nothing to resume"
+    return (f"the checkpoint is at {position.describe()}; continue with: "
+            f"python -m gan_vae_tf.train --resume {run_dir}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # no INFO line per checkpoint
     one_line_warnings()
     args = parse_args(argv)
     if args.cpu_devices:
         from gan_vae_tf.distribute import split_cpu
         split_cpu(args.cpu_devices)
+    run_dir: Path | None = None
     try:
         cfg = build_config(args)
         if args.resume:
@@ -196,10 +233,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteLoss as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except StorageError as e:
+        print(f"error: {e}; once there is room, {_resume_hint(run_dir)}", file=sys.stderr)
+        return 4
+    except Interrupted as e:
+        name = signal.Signals(e.signum).name
+        what = "stopped" if e.saved else "stopped at once (second signal)"
+        print(f"\n{name}: {what}; {_resume_hint(run_dir)}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
-        where = args.resume or args.out or "RUN_DIR"
-        print(f"\ninterrupted: checkpoint saved; continue with: python -m gan_vae_tf.train "
-              f"--resume {where}", file=sys.stderr)
+        print(f"\ninterrupted; {_resume_hint(run_dir)}", file=sys.stderr)
         return 130
     final = ", ".join(f"{k} {v:.4g}" for k, v in summary["final"].items())
     print(f"done: {summary['epochs']} epochs in {summary['seconds']:.1f} s "

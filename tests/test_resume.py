@@ -160,14 +160,14 @@ def test_checkpoint_restores_weights_optimizer_and_random_streams(tmp_path, pres
     model.fit(batches, epochs=1, verbose=0, shuffle=False)
     state = checkpoint.RunState(model, {"noise": np.ones((2, 3), "float32")})
     assert len(state.rng) >= {"gan-mnist": 3, "vae-mnist": 2}[preset]  # model + sampler/dropouts
-    state.save(tmp_path, 1)
+    state.save(tmp_path, checkpoint.Position(1))
     saved_rng = [v.numpy().copy() for v in state.rng]
     saved_weights = [w.numpy().copy() for w in model.weights]
     model.fit(batches, epochs=1, verbose=0, shuffle=False)  # moves weights, optimizer and RNG on
 
     fresh = models.build(cfg)
     restored = checkpoint.RunState(fresh, {"noise": np.zeros((2, 3), "float32")})
-    assert restored.restore(tmp_path) == 1
+    assert restored.restore(tmp_path) == checkpoint.Position(1)
     assert all(np.array_equal(a, v.numpy()) for a, v in zip(saved_rng, restored.rng))
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(saved_weights, fresh.weights))
     assert np.array_equal(restored.fixed["noise"].numpy(), np.ones((2, 3)))
