@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import time
@@ -67,6 +68,16 @@ def _tracker_variables(model: keras.Model) -> dict[str, keras.Variable]:
             for i, v in enumerate(metric.variables)}
 
 
+def _reason(error: Exception) -> str:
+    """The operating system's words for a failed write ("No space left on device"), without
+    the op and path decorations TensorFlow wraps them in."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = getattr(error, "message", None) or str(error)
+    text = re.sub(r"\s*\[Op:\w+\].*$", "", text.strip().splitlines()[0])
+    return text.rsplit("; ", 1)[-1].strip() or type(error).__name__
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -116,12 +127,11 @@ class RunState:
             _fsync(tmp)
         except (OSError, tf.errors.OpError) as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
             previous = saved_position(run_dir)
             kept = (f"the previous checkpoint ({previous.describe()}) is untouched"
                     if previous else "there is no earlier checkpoint")
-            raise StorageError(f"could not write a checkpoint in {run_dir}: "
-                               f"{reason.strip().splitlines()[0]}; {kept}") from None
+            raise StorageError(f"could not write a checkpoint in {run_dir} ({_reason(e)}); "
+                               f"{kept}") from None
         if final.exists():
             shutil.rmtree(old, ignore_errors=True)
             os.replace(final, old)

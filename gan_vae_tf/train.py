@@ -171,20 +171,24 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
     cbs = [callbacks.NonFiniteGuard(), callbacks.SampleGrid(run_dir, render), rows, saver]
     fit = dict(epochs=cfg.train.epochs, callbacks=cbs, verbose=verbose, shuffle=False,
                validation_data=test_ds if cfg.model == "vae" else None)
-    epoch = start.epoch
-    if start.step and epoch < cfg.train.epochs:
-        # The rest of the epoch the stopped run was in: one fit() over its unseen batches.
-        saver.stop_after_epoch = epoch
-        model.fit(data.pipeline(dataset.train, cfg, True, order=order, first_step=start.step),
-                  initial_epoch=epoch, **fit)
-        saver.stop_after_epoch = None
-        epoch += 1
-    if epoch < cfg.train.epochs:
-        model.fit(data.pipeline(dataset.train, cfg, True, order=order), initial_epoch=epoch,
-                  **fit)
-    model.save(run_dir / "model.keras")
-    for name, part in model.networks().items():
-        part.save(run_dir / f"{name}.keras")
+    try:
+        epoch = start.epoch
+        if start.step and epoch < cfg.train.epochs:
+            # The rest of the epoch the stopped run was in: one fit() over its unseen batches.
+            saver.stop_after_epoch = epoch
+            model.fit(data.pipeline(dataset.train, cfg, True, order=order, first_step=start.step),
+                      initial_epoch=epoch, **fit)
+            saver.stop_after_epoch = None
+            epoch += 1
+        if epoch < cfg.train.epochs:
+            model.fit(data.pipeline(dataset.train, cfg, True, order=order), initial_epoch=epoch,
+                      **fit)
+        model.save(run_dir / "model.keras")
+        for name, part in model.networks().items():
+            part.save(run_dir / f"{name}.keras")
+    except OSError as e:  # a history row, sample grid or saved model that could not be written
+        raise StorageError(f"could not write {e.filename or 'to ' + str(run_dir)} "
+                           f"({e.strerror or e}); the last checkpoint is kept") from None
     history = callbacks.read_history(run_dir / "history.csv")
     seconds = float(sum(history["seconds"]))
     steps = len(dataset.train) // cfg.train.batch_size
