@@ -7,6 +7,8 @@ binarized) for the VAE.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import warnings
@@ -106,27 +108,47 @@ def _from_idx_folder(folder: Path) -> Dataset | None:
 
 
 def _from_keras(dataset: str) -> Dataset | None:
+    """The Keras cache, downloading into it when online. Keras prints "Downloading data from
+    ..." (and, offline, the URL failure) to stdout; that is kept quiet, because offline the
+    next source is the expected path and the caller says where the data came from."""
     import keras
     loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[dataset]
+    printed = io.StringIO()
     try:
-        (xtr, ytr), (xte, yte) = loader.load_data()
+        with contextlib.redirect_stdout(printed):
+            (xtr, ytr), (xte, yte) = loader.load_data()
     except Exception as e:  # offline, or a broken cache: try the next source
-        log.info("Keras could not load %s: %s", dataset, e)
+        log.debug("Keras could not load %s: %s", dataset, e)
         return None
+    if "Downloading" in printed.getvalue():
+        home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
+        log.info("downloaded %s into the Keras cache (%s)", dataset, Path(home) / "datasets")
     return Dataset(xtr[..., None], xte[..., None], f"keras:{dataset}", ytr, yte)
 
 
 def _from_tfds(dataset: str) -> Dataset | None:
-    """Only a TFDS copy that is already prepared: a TFDS download offline would only fail slower."""
+    """Only a TFDS copy that is already prepared: a TFDS download offline would only fail slower.
+
+    TFDS is not even imported when its data folder has no such dataset, and its warnings about
+    folders without a prepared version are not shown: a missing copy is an expected miss here.
+    """
+    root = Path(os.environ.get("TFDS_DATA_DIR") or Path.home() / "tensorflow_datasets")
+    if not (root / dataset).is_dir():
+        return None
+    absl_log = logging.getLogger("absl")
+    level = absl_log.level
+    absl_log.setLevel(logging.ERROR)
     try:
         import tensorflow_datasets as tfds
-        builder = tfds.builder(dataset)
+        builder = tfds.builder(dataset, data_dir=str(root))
         if not builder.is_prepared():
             return None
         splits = [tfds.as_numpy(builder.as_dataset(split=s, batch_size=-1)) for s in ("train", "test")]
     except Exception as e:
-        log.info("TFDS could not load %s: %s", dataset, e)
+        log.debug("TFDS could not load %s: %s", dataset, e)
         return None
+    finally:
+        absl_log.setLevel(level)
     (tr, te) = splits
     return Dataset(tr["image"], te["image"], f"tfds:{dataset}", tr["label"], te["label"])
 

@@ -15,8 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+from gan_vae_tf import console
 from gan_vae_tf.config import Config
-from gan_vae_tf.errors import UserError, one_line_warnings
+from gan_vae_tf.errors import UserError
 
 log = logging.getLogger("gan_vae_tf")
 
@@ -223,8 +224,7 @@ def latest_runs(root: Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    one_line_warnings()
+    console.setup()
     p = argparse.ArgumentParser(prog="python -m gan_vae_tf.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
     p.add_argument("--latest", action="store_true",
@@ -261,5 +261,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.exit(main())

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from gan_vae_tf.errors import UserError, one_line_warnings
+from gan_vae_tf import console
+from gan_vae_tf.errors import UserError
 from gan_vae_tf.quality import kid_text
 
 log = logging.getLogger("gan_vae_tf")
@@ -184,8 +185,7 @@ def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    one_line_warnings()
+    console.setup()
     p = argparse.ArgumentParser(prog="python -m gan_vae_tf.report", description=__doc__.splitlines()[0])
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
     p.add_argument("--latest", action="store_true", help="the newest finished run of each preset")
@@ -207,5 +207,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.exit(main())

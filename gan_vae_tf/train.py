@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Sequence
 
 from gan_vae_tf import config as config_lib
-from gan_vae_tf.errors import (Interrupted, NonFiniteLoss, StorageError, UserError,
-                               one_line_warnings)
+from gan_vae_tf import console
+from gan_vae_tf.errors import Interrupted, NonFiniteLoss, StorageError, UserError
 
 log = logging.getLogger("gan_vae_tf")
 
@@ -214,9 +214,7 @@ def _resume_hint(run_dir: Path | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # no INFO line per checkpoint
-    one_line_warnings()
+    console.setup()
     args = parse_args(argv)
     if args.cpu_devices:
         from gan_vae_tf.distribute import split_cpu
@@ -256,5 +254,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.exit(main())
