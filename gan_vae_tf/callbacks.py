@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 
 import keras
 import numpy as np
@@ -115,6 +116,67 @@ class NonFiniteGuard(keras.callbacks.Callback):
             if not np.isfinite(float(value)):
                 raise NonFiniteLoss(f"{name} became {float(value)} at epoch {self.epoch}, step "
                                     f"{batch + 1}; the last good checkpoint is kept")
+
+
+class ProgressLines(keras.callbacks.Callback):
+    """Progress where Keras' bar cannot draw (under make, piped, in a log file): a line at least
+    every `interval` seconds with the step, images/s and the epoch's ETA, and one per epoch.
+
+    A progress bar rewrites one terminal line with carriage returns; in a file that gives either
+    one line per epoch (Keras' verbose=2: minutes of silence) or thousands of lines. This prints
+    what a person checking on a run needs, at a pace a log can hold.
+    """
+
+    def __init__(self, epochs: int, batch_size: int, steps_per_epoch: int | None = None,
+                 interval: float = 30.0, clock: Callable[[], float] = time.monotonic,
+                 stream: TextIO | None = None):
+        super().__init__()
+        self.epochs, self.batch_size, self.steps_per_epoch = epochs, batch_size, steps_per_epoch
+        self.interval, self.clock, self.stream = float(interval), clock, stream
+        self.first_step = 0  # steps of the current epoch done before this fit() (a resumed epoch)
+        self._epoch = 0
+        self._start = self._last = 0.0
+
+    def _print(self, text: str) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(text + "\n")
+        stream.flush()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+        self._start = self._last = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self.clock()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        here = batch + 1  # steps run by this fit() in this epoch
+        done = self.first_step + here
+        total = self.steps_per_epoch or ((self.params or {}).get("steps") or 0) + self.first_step
+        rate = here * self.batch_size / max(now - self._start, 1e-9)
+        where = f"step {done}/{total}" if total else f"step {done}"
+        eta = f", epoch ETA {_clock_time((total - done) * self.batch_size / rate)}" if total else ""
+        self._print(f"epoch {self._epoch}/{self.epochs} {where}, {rate:.0f} img/s{eta}"
+                    f"{_metrics_text(logs)}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = self.clock() - self._start
+        self.first_step = 0
+        self._print(f"epoch {epoch + 1}/{self.epochs} done in {_clock_time(seconds)}"
+                    f"{_metrics_text(logs)}")
+
+
+def _clock_time(seconds: float) -> str:
+    """h:mm:ss or m:ss."""
+    seconds = int(round(max(seconds, 0.0)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _metrics_text(logs: dict | None) -> str:
+    return "".join(f"; {k} {float(v):.4g}" for k, v in sorted((logs or {}).items()))
 
 
 def truncate_history(path: str | os.PathLike, epochs: int) -> None:

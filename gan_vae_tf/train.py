@@ -24,6 +24,7 @@ from gan_vae_tf.errors import Interrupted, NonFiniteLoss, StorageError, UserErro
 log = logging.getLogger("gan_vae_tf")
 
 DEFAULT_RUNS = Path("experiments") / "runs"
+LINES = 3  # progress as a line every 30 s (callbacks.ProgressLines): the default off a terminal
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -53,8 +54,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="override any config value, e.g. --set vae.obs_sigma=0.2")
     p.add_argument("--out", help="run directory (default: experiments/runs/<preset>-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    p.add_argument("--verbose", type=int, choices=(0, 1, 2),
-                   help="Keras progress: 1 = bar (default on a terminal), 2 = a line per epoch")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2, LINES),
+                   help="progress: 0 = none, 1 = Keras' bar (default on a terminal), 2 = Keras' "
+                        f"line per epoch, {LINES} = a line every 30 s with images/s and the "
+                        "epoch's ETA (default otherwise, e.g. under make or piped)")
     return p.parse_args(argv)
 
 
@@ -169,7 +172,13 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
     saver = checkpoint.Checkpoint(run_dir, state, order, cfg.train.checkpoint_every * 60,
                                   start, stop)
     cbs = [callbacks.NonFiniteGuard(), callbacks.SampleGrid(run_dir, render), rows, saver]
-    fit = dict(epochs=cfg.train.epochs, callbacks=cbs, verbose=verbose, shuffle=False,
+    progress = None
+    if verbose == LINES:
+        progress = callbacks.ProgressLines(cfg.train.epochs, cfg.train.batch_size, order.steps)
+        progress.first_step = start.step
+        cbs.append(progress)
+    fit = dict(epochs=cfg.train.epochs, callbacks=cbs, verbose=0 if verbose == LINES else verbose,
+               shuffle=False,
                validation_data=test_ds if cfg.model == "vae" else None)
     try:
         epoch = start.epoch
@@ -226,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_dir = Path(args.resume)
         else:
             run_dir = prepare_run_dir(args.out, cfg.preset, args.overwrite)
-        verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+        verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else LINES)
         log.info("run directory: %s", run_dir)
         summary = train(cfg, run_dir, verbose, resume=bool(args.resume))
     except UserError as e:
