@@ -48,15 +48,15 @@ report: $(STAMP)
 
 # Throughput against the tutorials' method, side by side; not part of the tests.
 bench: $(STAMP)
-	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) benchmarks/bench.py $(ARGS)
+	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) -m benchmarks.bench $(ARGS)
 
 # Classifier score and FID of the default DCGAN-MNIST against 10 minutes of training.
 bench-quality: $(STAMP)
-	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) benchmarks/bench_quality.py $(ARGS)
+	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) -m benchmarks.bench_quality $(ARGS)
 
 # Where a train step's time goes, per preset (TensorFlow profiler, op self-time by category).
 profile: $(STAMP)
-	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) benchmarks/profile_steps.py $(ARGS)
+	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) -m benchmarks.profile_steps $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

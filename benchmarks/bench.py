@@ -1,6 +1,6 @@
 """Training throughput: the project's path against the tutorials' method, side by side.
 
-`make bench` (or `python benchmarks/bench.py`) measures, for each preset:
+`make bench` (or `python -m benchmarks.bench` from the repository root) measures, for each preset:
   - project: `models.build` + `data.pipeline` (uint8 until the batch, prefetch, auto precision)
     driven by `fit()`;
   - memory: the same project model fed one batch that is already in memory, repeated: if the
@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
+
+from benchmarks.common import OUT, ROOT, cpu_name, images_for, preset_config, project_model  # noqa: E402
 PRESETS = ("gan-mnist", "vae-mnist", "gan-anime", "vae-anime")
 # Timed steps per measurement: about 20-40 s each on a 2-core CPU, long enough for a spread of
 # a few percent, short enough that four presets x three methods x repeats fit in ~20 minutes.
@@ -64,47 +65,6 @@ def train_flops_per_image(cfg) -> float:
         return 2.0 * 3.0 * (g + 2 * d)
     e, dec = forward_macs(networks.encoder(cfg)), forward_macs(networks.decoder(cfg))
     return 2.0 * 3.0 * (e + dec)
-
-
-def preset_config(preset: str, data_dir: str | None):
-    """A preset as `train.py` would run it, reading data from `data_dir` when given."""
-    from dataclasses import replace
-
-    from gan_vae_tf import config as config_lib
-
-    cfg = config_lib.preset(preset)
-    return replace(cfg, data=replace(cfg.data, data_dir=data_dir)) if data_dir else cfg
-
-
-def images_for(cfg, n: int):
-    """Real images when ../shared/data (or --data-dir) has them, else synthetic of the same shape."""
-    from gan_vae_tf import data
-
-    try:
-        ds = data.load(cfg.data)
-        return ds.train[:n], ds.source
-    except Exception as e:  # the benchmark measures speed; say which data it used
-        print(f"  (no real data: {e}; using synthetic images)", file=sys.stderr)
-        syn = data.synthetic(n + n // 4, cfg.data.image_size, cfg.data.channels)
-        return syn.train[:n], syn.source
-
-
-def project_model(cfg, images, warmup_steps: int, in_memory: bool = False):
-    """The project's training path as `train.py` builds it (auto precision, `data.pipeline`),
-    repeated and warmed up so the step is traced; `in_memory` swaps the pipeline for one
-    resident batch. Returns (model, dataset, precision policy)."""
-    import tensorflow as tf
-
-    from gan_vae_tf import data, models, precision
-
-    policy, _ = precision.resolve(cfg.train.precision)
-    model = models.build(cfg, policy)
-    ds = data.pipeline(images, cfg, training=True)
-    if in_memory:
-        ds = tf.data.Dataset.from_tensors(next(iter(ds)))
-    ds = ds.repeat()
-    model.fit(ds, epochs=1, steps_per_epoch=warmup_steps, verbose=0)
-    return model, ds, policy
 
 
 def run_project(cfg, images, steps: int, in_memory: bool = False) -> float:
@@ -208,7 +168,6 @@ def matmul_peak(dtype: str, n: int = 2048, reps: int = 10) -> float:
 
 def child(args) -> None:
     """One measurement in this process; prints one JSON line."""
-    sys.path.insert(0, str(ROOT))
     if args.child == "peak":
         print(json.dumps({"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16")}))
         return
@@ -227,7 +186,7 @@ def child(args) -> None:
 
 def measure(spec: str, args) -> dict:
     steps = args.steps or STEPS.get(spec.split(":")[0], 20)
-    cmd = [sys.executable, __file__, "--child", spec, "--steps", str(steps),
+    cmd = [sys.executable, "-m", "benchmarks.bench", "--child", spec, "--steps", str(steps),
            "--images", str(args.images)] + (["--data-dir", args.data_dir] if args.data_dir else [])
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
@@ -243,7 +202,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--images", type=int, default=8192, help="training images held by each run")
     p.add_argument("--data-dir", default=os.environ.get("GAN_VAE_TF_DATA_DIR"))
-    p.add_argument("--out", default=str(ROOT / "experiments" / "bench"))
+    p.add_argument("--out", default=str(OUT))
     p.add_argument("--render", metavar="RESULTS_JSON",
                    help="only rewrite the Markdown table from an earlier results.json")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -260,7 +219,6 @@ def main() -> int:
         print(markdown(result))
         return 0
 
-    sys.path.insert(0, str(ROOT))
     from gan_vae_tf import precision
 
     policy, why = precision.resolve("auto")
@@ -353,16 +311,6 @@ def markdown(result: dict) -> str:
             f"| {100 * r['fraction_of_bf16_peak']:.0f}% "
             f"| {r['peak_rss_mb']['project']:.0f} / {r['peak_rss_mb']['baseline']:.0f} |")
     return "\n".join(lines) + "\n"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

@@ -17,10 +17,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from bench import cpu_name, preset_config  # noqa: E402  (benchmarks/bench.py)
+from benchmarks.common import OUT, TimeBudget, cpu_name, preset_config  # noqa: E402
 
 TARGET_CLASSIFIER_SCORE = 9.0
 
@@ -58,14 +56,14 @@ def main() -> int:
     p.add_argument("--num", type=int, default=2000, help="generated images per score")
     p.add_argument("--data-dir", default=os.environ.get("GAN_VAE_TF_DATA_DIR"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(ROOT / "experiments" / "bench"))
+    p.add_argument("--out", default=str(OUT))
     args = p.parse_args()
 
     from dataclasses import replace
 
     import keras
 
-    from gan_vae_tf import callbacks, classifier, data, evaluate, models, plots, precision, quality
+    from gan_vae_tf import classifier, data, evaluate, models, plots, precision, quality
     from gan_vae_tf.errors import UserError
 
     cfg = preset_config(args.preset, args.data_dir)
@@ -95,7 +93,7 @@ def main() -> int:
     keras.utils.set_random_seed(cfg.train.seed)
     policy, why = precision.resolve(cfg.train.precision)
     model = models.build(cfg, policy)
-    clock = callbacks.TimeBudget(args.minutes * 60, args.every, score, cfg.train.batch_size)
+    clock = TimeBudget(args.minutes * 60, args.every, score, cfg.train.batch_size)
     ds = data.pipeline(dataset.train, cfg, training=True)
     print(f"{args.preset}: {len(dataset.train)} images from {dataset.source}, precision {policy} "
           f"({why}), batch {cfg.train.batch_size}; budget {args.minutes:g} min", flush=True)

@@ -1,6 +1,6 @@
 """Profile a few train steps of each preset and print where the time goes.
 
-`make profile` (or `python benchmarks/profile_steps.py --presets gan-mnist`) traces the project's own
+`make profile` (or `python -m benchmarks.profile_steps --presets gan-mnist`) traces the project's own
 training path (the same model, pipeline and precision as `train.py`) with the TensorFlow
 profiler, then sums op self-time into categories. Writes experiments/bench/profile.{json,md}.
 """
@@ -14,20 +14,16 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import bench  # noqa: E402  (benchmarks/bench.py: shared data loading)
+from benchmarks import common, profiling  # noqa: E402
 
 STEPS = {"gan-mnist": 6, "vae-mnist": 150, "gan-anime": 3, "vae-anime": 6}
 
 
 def profile_preset(preset: str, steps: int, data_dir: str | None) -> dict:
-    from gan_vae_tf import profiling
-
-    cfg = bench.preset_config(preset, data_dir)
-    images, source = bench.images_for(cfg, 4096)
-    model, ds, policy = bench.project_model(cfg, images, warmup_steps=max(2, steps // 3))
+    cfg = common.preset_config(preset, data_dir)
+    images, source = common.images_for(cfg, 4096)
+    model, ds, policy = common.project_model(cfg, images, warmup_steps=max(2, steps // 3))
     start = time.perf_counter()
     summary = profiling.profile_fit(model, ds, steps)
     wall = time.perf_counter() - start
@@ -40,9 +36,7 @@ def markdown(results: list[dict], cores: int) -> str:
              "in the wall time).", ""]
     header = ["category"] + [f"{r['preset']} ({r['steps']} steps x {r['batch_size']})" for r in results]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    from gan_vae_tf.profiling import CATEGORIES
-
-    for cat in CATEGORIES:
+    for cat in profiling.CATEGORIES:
         cells = [f"{100 * r['categories'].get(cat, 0.0):.1f}%" for r in results]
         lines.append(f"| {cat} | " + " | ".join(cells) + " |")
     busy = [f"{r['busy_us'] / 1e6 / r['traced_wall_seconds'] / cores:.0%}" for r in results]
@@ -59,7 +53,7 @@ def main() -> int:
     p.add_argument("--presets", default=",".join(STEPS))
     p.add_argument("--steps", type=int, help=f"traced steps (default per preset: {STEPS})")
     p.add_argument("--data-dir", default=os.environ.get("GAN_VAE_TF_DATA_DIR"))
-    p.add_argument("--out", default=str(ROOT / "experiments" / "bench"))
+    p.add_argument("--out", default=str(common.OUT))
     args = p.parse_args()
     results = []
     for preset in args.presets.split(","):

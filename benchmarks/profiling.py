@@ -9,6 +9,7 @@ rows (threads waiting) are left out.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -16,20 +17,17 @@ from pathlib import Path
 CATEGORIES = ("convolutions", "matmul", "batch norm", "dropout", "random numbers", "optimizer",
               "input pipeline", "activations and other elementwise")
 
-_CONV = ("Conv2D", "_FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter",
-         "Conv2DBackpropInputV2", "Conv2DBackpropFilterV2")
 _INPUT = ("IteratorGetNext", "Dataset", "PyFunc", "PyFuncStateless", "EagerPyFunc",
           "MultiDeviceIteratorGetNextFromShard")
 
 
 def op_category(op_type: str, op_name: str) -> str:
     """The category of one profiled op, from its type first and its name scope second: dropout's
-    mask is random numbers and elementwise ops that only its scope gives away."""
+    mask is random numbers and elementwise ops that only its scope gives away. oneDNN builds
+    rename ops (`_MklNativeConv2DBackpropInput`, `_MklMatMul`); the prefix is dropped first."""
     name = op_name.lower()
-    # On Intel CPUs TensorFlow runs oneDNN kernels named e.g. `_MklNativeConv2DBackpropInput`
-    # or `_MklNativeFusedConv2D`: the same convolutions under a prefix.
-    base = op_type.removeprefix("_MklNative").removeprefix("_Mkl")
-    if op_type in _CONV or base in _CONV or base.startswith(("Conv2D", "FusedConv2D")):
+    op_type = re.sub(r"^_Mkl(Native)?", "", op_type)
+    if "Conv2D" in op_type:
         return "convolutions"
     if "MatMul" in op_type:
         return "matmul"

@@ -1,0 +1,1 @@
+"""Benchmarks and their shared helpers: measurement code that does not ship in the package."""

@@ -1,0 +1,125 @@
+"""What the benchmarks share: a preset as `train.py` runs it, the project's training path warmed
+up, the data they measure on, the machine's name, and a wall-clock training budget.
+
+Benchmarks run as modules from the repository root (`python -m benchmarks.bench`), so they
+import this as `benchmarks.common` with no path tricks. Nothing here ships in the package.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "experiments" / "bench"
+
+
+def preset_config(preset: str, data_dir: str | None):
+    """A preset as `train.py` would run it, reading data from `data_dir` when given."""
+    from dataclasses import replace
+
+    from gan_vae_tf import config as config_lib
+
+    cfg = config_lib.preset(preset)
+    return replace(cfg, data=replace(cfg.data, data_dir=data_dir)) if data_dir else cfg
+
+
+def images_for(cfg, n: int):
+    """Real images when ../shared/data (or --data-dir) has them, else synthetic of the same shape."""
+    from gan_vae_tf import data
+
+    try:
+        ds = data.load(cfg.data)
+        return ds.train[:n], ds.source
+    except Exception as e:  # the benchmark measures speed; say which data it used
+        print(f"  (no real data: {e}; using synthetic images)", file=sys.stderr)
+        syn = data.synthetic(n + n // 4, cfg.data.image_size, cfg.data.channels)
+        return syn.train[:n], syn.source
+
+
+def project_model(cfg, images, warmup_steps: int, in_memory: bool = False):
+    """The project's training path as `train.py` builds it (auto precision, `data.pipeline`),
+    repeated and warmed up so the step is traced; `in_memory` swaps the pipeline for one
+    resident batch. Returns (model, dataset, precision policy)."""
+    import tensorflow as tf
+
+    from gan_vae_tf import data, models, precision
+
+    policy, _ = precision.resolve(cfg.train.precision)
+    model = models.build(cfg, policy)
+    ds = data.pipeline(images, cfg, training=True)
+    if in_memory:
+        ds = tf.data.Dataset.from_tensors(next(iter(ds)))
+    ds = ds.repeat()
+    model.fit(ds, epochs=1, steps_per_epoch=warmup_steps, verbose=0)
+    return model, ds, policy
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Trains for a wall-clock budget and calls `probe(model)` every `every` seconds of it.
+
+    Probe time (sampling, scoring) is not charged to the budget, so the curve of probe results
+    against `train_seconds` reads as quality per second of training. The first probe runs before
+    the first step, the last one when the budget is spent; then training stops.
+    """
+
+    def __init__(
+        self,
+        budget: float,
+        every: float,
+        probe: Callable[[keras.Model], dict],
+        batch_size: int,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        super().__init__()
+        if budget <= 0 or every <= 0:
+            raise ValueError(f"budget and interval must be positive, got {budget} and {every}")
+        self.budget, self.every, self.probe = float(budget), float(every), probe
+        self.batch_size, self.clock = batch_size, clock
+        self.points: list[dict] = []
+        self.steps = 0
+
+    def on_train_begin(self, logs=None):
+        self.uncharged = 0.0
+        self.start = self.clock()
+        self.next_probe = self.every
+        self._record(0.0)
+
+    def elapsed(self) -> float:
+        return self.clock() - self.start - self.uncharged
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        spent = self.elapsed()
+        if spent >= self.next_probe or spent >= self.budget:
+            self._record(spent)
+            while self.next_probe <= spent:
+                self.next_probe += self.every
+        if spent >= self.budget:
+            self.model.stop_training = True
+
+    def _record(self, spent: float) -> None:
+        paused = self.clock()
+        point = {
+            "train_seconds": spent,
+            "steps": self.steps,
+            "images_seen": self.steps * self.batch_size,
+            **self.probe(self.model),
+        }
+        self.points.append(point)
+        self.uncharged += self.clock() - paused

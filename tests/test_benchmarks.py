@@ -1,0 +1,115 @@
+"""Benchmark helpers: TimeBudget probes on a training-time schedule that does not charge the
+probes' own time; the profile summary sorts ops into categories and shares of busy time."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks import profiling
+from benchmarks.common import TimeBudget
+from conftest import tiny_config
+from gan_vae_tf import data, models
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeModel:
+    stop_training = False
+
+
+def drive(budget: float, every: float, step_seconds: float, probe_seconds: float, max_steps: int = 100):
+    clock = FakeClock()
+
+    def probe(model) -> dict:
+        clock.now += probe_seconds
+        return {"score": clock.now}
+
+    cb = TimeBudget(budget, every, probe, batch_size=4, clock=clock)
+    cb.set_model(FakeModel())
+    cb.on_train_begin()
+    for step in range(max_steps):
+        clock.now += step_seconds
+        cb.on_train_batch_end(step)
+        if cb.model.stop_training:
+            break
+    return cb
+
+
+def test_time_budget_probes_on_schedule_and_stops_when_spent():
+    cb = drive(budget=10.0, every=3.0, step_seconds=1.0, probe_seconds=0.0)
+    assert [p["train_seconds"] for p in cb.points] == [0.0, 3.0, 6.0, 9.0, 10.0]
+    assert cb.steps == 10 and cb.points[-1]["images_seen"] == 40
+    assert cb.model.stop_training
+
+
+def test_time_budget_does_not_charge_probe_time_to_training():
+    cb = drive(budget=10.0, every=5.0, step_seconds=1.0, probe_seconds=100.0)
+    assert [p["train_seconds"] for p in cb.points] == [0.0, 5.0, 10.0]
+    assert cb.steps == 10
+
+
+def test_time_budget_rejects_a_non_positive_budget():
+    with pytest.raises(ValueError, match="positive"):
+        TimeBudget(0, 1.0, lambda m: {}, batch_size=1)
+
+
+def test_time_budget_stops_a_real_fit_before_its_epochs_end():
+    cfg = tiny_config("gan-mnist")
+    model = models.build(cfg)
+    images = data.synthetic(64).train
+    cb = TimeBudget(1e-9, 1.0, lambda m: {"mean": float(np.mean(m.sample(2)))},
+                              batch_size=cfg.train.batch_size)
+    model.fit(data.pipeline(images, cfg, training=True), epochs=50, callbacks=[cb], verbose=0)
+    assert cb.steps == 1
+    assert len(cb.points) == 2 and 0.0 <= cb.points[-1]["mean"] <= 1.0
+
+
+@pytest.mark.parametrize("op_type,name,category", [
+    ("Conv2DBackpropFilter", "gradient_tape/generator/conv2d_transpose/x", "convolutions"),
+    ("_FusedConv2D", "discriminator/conv2d/BiasAdd", "convolutions"),
+    ("MatMul", "generator/dense/MatMul", "matmul"),
+    ("Mul", "discriminator/dropout/stateless_dropout/Mul", "dropout"),
+    ("StatelessRandomUniformV2", "discriminator/dropout/stateless_random_uniform", "dropout"),
+    ("Tile", "gradient_tape/generator/batch_normalization_1/moments/Tile", "batch norm"),
+    ("StatelessRandomNormalV2", "random/normal", "random numbers"),
+    ("AssignSubVariableOp", "adam/AssignSub", "optimizer"),
+    ("IteratorGetNext", "IteratorGetNext", "input pipeline"),
+    ("_MklNativeConv2DBackpropInput", "gradient_tape/generator/conv2d_transpose/x", "convolutions"),
+    ("_MklNativeConv2DBackpropFilterWithBias", "gradient_tape/d/conv2d/x", "convolutions"),
+    ("_MklNativeFusedConv2D", "discriminator/conv2d/BiasAdd", "convolutions"),
+    ("_MklMatMul", "generator/dense/MatMul", "matmul"),
+    ("LeakyRelu", "generator/leaky_re_lu/LeakyRelu", "activations and other elementwise"),
+])
+def test_ops_fall_into_their_category(op_type, name, category):
+    assert profiling.op_category(op_type, name) == category
+
+
+def test_summary_leaves_out_idle_time_and_shares_sum_to_one():
+    rows = [{"type": "IDLE", "operation": "IDLE", "total_self_time": 900.0},
+            {"type": "Conv2D", "operation": "d/conv", "total_self_time": 75.0},
+            {"type": "LeakyRelu", "operation": "d/relu", "total_self_time": 25.0}]
+    s = profiling.summarize(rows)
+    assert s["busy_us"] == 100.0
+    assert s["categories"] == {"convolutions": 0.75, "activations and other elementwise": 0.25}
+    assert list(s["op_types"]) == ["Conv2D", "LeakyRelu"]
+
+
+def test_summary_of_an_idle_trace_is_an_error():
+    with pytest.raises(ValueError, match="no busy"):
+        profiling.summarize([{"type": "IDLE", "operation": "IDLE", "total_self_time": 5.0}])
+
+
+def test_profiling_real_train_steps_finds_their_convolutions(tmp_path):
+    cfg = tiny_config("gan-mnist")
+    model = models.build(cfg)
+    ds = data.pipeline(data.synthetic(64).train, cfg, training=True).repeat()
+    model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
+    s = profiling.profile_fit(model, ds, steps=3, logdir=tmp_path)
+    assert s["categories"]["convolutions"] > 0.0
+    assert abs(sum(s["categories"].values()) - 1.0) < 1e-9
