@@ -1,11 +1,10 @@
-"""Callbacks that write a run directory as training goes: a PNG, a CSV row, a curve per epoch."""
+"""Callbacks that write a run directory as training goes: a sample grid, a history row and the
+loss curves per epoch (where each goes is `rundir`'s business), and a guard against NaN losses."""
 from __future__ import annotations
 
-import csv
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Callable, TextIO
 
 import keras
@@ -13,10 +12,11 @@ import numpy as np
 
 from gan_vae_tf import plots
 from gan_vae_tf.errors import NonFiniteLoss
+from gan_vae_tf.rundir import RunDir
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Writes `samples/epoch_NNNN.png` from `render(model)`, which returns a uint8 mosaic.
+    """Writes the epoch's sample grid from `render(model)`, which returns a uint8 mosaic.
 
     The render function uses fixed inputs (noise, latent codes, a test batch), so the PNGs of
     successive epochs show the same samples improving.
@@ -25,22 +25,21 @@ class SampleGrid(keras.callbacks.Callback):
     def __init__(self, run_dir: str | os.PathLike, render: Callable[[keras.Model], np.ndarray],
                  scale: int = 2):
         super().__init__()
-        self.folder = Path(run_dir) / "samples"
+        self.run = RunDir(run_dir)
         self.render = render
         self.scale = scale
 
     def on_epoch_end(self, epoch, logs=None):
-        plots.save_png(self.render(self.model), self.folder / f"epoch_{epoch + 1:04d}.png", self.scale)
+        plots.save_png(self.render(self.model), self.run.sample_png(epoch + 1), self.scale)
 
 
 class History(keras.callbacks.Callback):
-    """Appends one row per epoch to `history.csv` (epoch, seconds, every logged metric), flushed
-    at once so a killed run keeps every finished epoch, and redraws `loss_curves.png`."""
+    """Appends one row per epoch to the run's history (epoch, seconds, every logged metric),
+    flushed at once so a killed run keeps every finished epoch, and redraws the loss curves."""
 
     def __init__(self, run_dir: str | os.PathLike, title: str = ""):
         super().__init__()
-        self.path = Path(run_dir) / "history.csv"
-        self.curves = Path(run_dir) / "loss_curves.png"
+        self.run = RunDir(run_dir)
         self.title = title
         self._start = 0.0
         self._carried: dict[int, float] = {}
@@ -56,26 +55,8 @@ class History(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self._start, 3)}
         row.update({k: float(v) for k, v in sorted((logs or {}).items())})
-        new = not self.path.exists()
-        with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-            f.flush()
-            os.fsync(f.fileno())
-        plots.loss_curves(read_history(self.path), self.curves, self.title)
-
-
-def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
-    """history.csv as columns of numbers."""
-    with Path(path).open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    columns: dict[str, list[float]] = {k: [] for k in (rows[0] if rows else {})}
-    for row in rows:
-        for k, v in row.items():
-            columns[k].append(float(v))
-    return columns
+        self.run.append_history(row)
+        plots.loss_curves(self.run.read_history(), self.run.loss_curves, self.title)
 
 
 def gan_renderer(noise: np.ndarray, ncol: int = 4) -> Callable[[keras.Model], np.ndarray]:
@@ -177,21 +158,3 @@ def _clock_time(seconds: float) -> str:
 
 def _metrics_text(logs: dict | None) -> str:
     return "".join(f"; {k} {float(v):.4g}" for k, v in sorted((logs or {}).items()))
-
-
-def truncate_history(path: str | os.PathLike, epochs: int) -> None:
-    """Keep only rows of finished epochs <= `epochs` (a kill may fall after the row, before the
-    checkpoint), so a resumed run writes every epoch exactly once."""
-    path = Path(path)
-    if not path.exists():
-        return
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        fields = reader.fieldnames or []
-        rows = [r for r in reader if int(float(r["epoch"])) <= epochs]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)

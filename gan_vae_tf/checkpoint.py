@@ -6,9 +6,9 @@ it was taken at: finished epochs, batches of the next epoch already trained, and
 spent on them. It is saved at every epoch end and, inside an epoch, every
 `train.checkpoint_every` minutes at the next step boundary.
 
-Each save is written to `checkpoint.tmp/`, fsynced, then swapped into place by renames, so a
-run killed at any moment, or a disk that fills up while writing, leaves the previous or the new
-checkpoint whole. Because epoch e's batch order is a function of (seed, e) (`data.EpochOrder`),
+Each save is written to a temporary folder beside the checkpoint (the folders' names are
+`rundir`'s), fsynced, then swapped into place by renames, so a run killed at any moment, or a
+disk that fills up while writing, leaves the previous or the new checkpoint whole. Because epoch e's batch order is a function of (seed, e) (`data.EpochOrder`),
 a resumed run trains on exactly the batches the stopped one had not reached.
 """
 from __future__ import annotations
@@ -30,9 +30,9 @@ import tensorflow as tf
 
 from gan_vae_tf.data import EpochOrder
 from gan_vae_tf.errors import Interrupted, StorageError, UserError
+from gan_vae_tf.rundir import RunDir
 
-NAME = "checkpoint"
-POSITION = "position.json"
+POSITION = "position.json"  # inside the checkpoint folder, beside the TensorFlow checkpoint
 log = logging.getLogger(__name__)
 
 
@@ -115,7 +115,8 @@ class RunState:
         self.epoch.assign(position.epoch)
         self.step.assign(position.step)
         self.seconds.assign(position.seconds)
-        final, tmp, old = (run_dir / NAME, run_dir / f"{NAME}.tmp", run_dir / f"{NAME}.old")
+        run = RunDir(run_dir)
+        final, tmp, old = run.checkpoint, run.checkpoint_tmp, run.checkpoint_old
         try:
             shutil.rmtree(tmp, ignore_errors=True)
             self._ckpt.write(str(tmp / "state"))
@@ -176,9 +177,9 @@ class RunState:
 
 
 def latest(run_dir: Path) -> Path | None:
-    """`checkpoint/`, or `checkpoint.old/` when a kill fell between the two renames."""
-    for name in (NAME, f"{NAME}.old"):
-        folder = run_dir / name
+    """The checkpoint folder, or the previous one when a kill fell between the two renames."""
+    run = RunDir(run_dir)
+    for folder in (run.checkpoint, run.checkpoint_old):
         if (folder / "state.index").is_file():
             return folder
     return None

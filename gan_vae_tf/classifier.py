@@ -15,6 +15,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from gan_vae_tf import rundir
+
 log = logging.getLogger(__name__)
 
 FEATURE_LAYER = "features"
@@ -37,8 +39,7 @@ def build(image_shape: tuple[int, int, int], classes: int = 10) -> keras.Model:
 
 
 def _cache_path(key: str, cache_dir: str | os.PathLike | None) -> Path:
-    root = Path(cache_dir or os.environ.get("GAN_VAE_TF_CACHE") or Path.home() / ".cache" / "gan_vae_tf")
-    return root / "classifiers" / f"{key}.keras"
+    return rundir.cache_dir(cache_dir) / "classifiers" / f"{key}.keras"
 
 
 def fingerprint(train_images: np.ndarray, train_labels: np.ndarray) -> str:
@@ -65,10 +66,8 @@ def train_or_load(name: str, train_images: np.ndarray, train_labels: np.ndarray,
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         model.fit(train_images.astype("float32") / 255.0, train_labels, batch_size=128,
                   epochs=epochs, verbose=0, shuffle=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.keras")
-        model.save(tmp)
-        os.replace(tmp, path)
+        with rundir.atomic_path(path) as tmp:
+            model.save(tmp)
     probs = predict(model, test_images)
     accuracy = float(np.mean(probs.argmax(axis=1) == test_labels))
     return model, accuracy

@@ -18,6 +18,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from gan_vae_tf import networks
 from gan_vae_tf.config import Config
+from gan_vae_tf.rundir import atomic_path
 
 # One colour per layer type in every diagram, so a BatchNormalization in the generator looks
 # like one in the discriminator (visualkeras' colour wheel assigns colours by first appearance).
@@ -220,10 +221,8 @@ def layered_diagram(model: keras.Model, path: str | os.PathLike, *, legend: bool
     if title:
         image = _titled(image, title, font, margin)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
     return path
 
 

@@ -2,12 +2,11 @@
 
 GAN runs: the mean discriminator probability sigmoid(D) on generated and on real test images.
 VAE runs: the test-set ELBO (nats per image, bits per dimension) and reconstruction error.
-Prints a summary and writes RUN_DIR/metrics.json.
+Prints a summary and writes the metrics into the run directory (`rundir.METRICS`).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from gan_vae_tf import console
+from gan_vae_tf import rundir
 from gan_vae_tf.config import Config
 from gan_vae_tf.errors import UserError
 
@@ -28,18 +28,18 @@ def load_run(run_dir: str | os.PathLike):
 
     from gan_vae_tf import layers, models  # noqa: F401  (registers the serializable classes)
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a directory")
-    if not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir} is not a run directory: it has no config.json")
+    run = rundir.RunDir(run_dir)
+    if not run.path.is_dir():
+        raise UserError(f"{run.path} is not a directory")
+    if not run.config.is_file():
+        raise UserError(f"{run.path} is not a run directory: it has no {run.config.name}")
     try:
-        cfg = Config.from_json(run_dir / "config.json")
+        cfg = Config.from_json(run.config)
     except (ValueError, TypeError, KeyError) as e:
-        raise UserError(f"{run_dir / 'config.json'} is not a valid run config: {e}") from None
-    model_path = run_dir / "model.keras"
+        raise UserError(f"{run.config} is not a valid run config: {e}") from None
+    model_path = run.model
     if not model_path.is_file():
-        raise UserError(f"{run_dir} has no trained model (model.keras): did training finish?")
+        raise UserError(f"{run.path} has no trained model ({model_path.name}): did training finish?")
     try:
         model = keras.saving.load_model(model_path)
     except Exception as e:
@@ -165,10 +165,7 @@ def evaluate(run_dir: str | os.PathLike, num: int = 10000, data_dir: str | None 
     if n >= 2:
         result["quality"] = sample_quality(cfg, dataset, generate(model, n), inception_weights)
     result = {"preset": cfg.preset, "model": cfg.model, "data_source": dataset.source, **result}
-    path = Path(run_dir) / "metrics.json"
-    tmp = path.with_name("metrics.json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
+    rundir.write_json(rundir.RunDir(run_dir).metrics, result)
     return result
 
 
@@ -211,18 +208,6 @@ def format_summary(m: dict) -> str:
     return "\n".join(lines)
 
 
-def latest_runs(root: Path) -> list[Path]:
-    """The newest finished run (one with model.keras) of each preset under root."""
-    newest: dict[str, Path] = {}
-    for model_file in sorted(root.glob("*/model.keras"), key=lambda p: p.stat().st_mtime):
-        try:
-            preset = json.loads((model_file.parent / "config.json").read_text())["preset"]
-        except (OSError, ValueError, KeyError):
-            continue
-        newest[preset] = model_file.parent
-    return sorted(newest.values())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     console.setup()
     p = argparse.ArgumentParser(prog="python -m gan_vae_tf.evaluate", description=__doc__.splitlines()[0])
@@ -239,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     run_dirs = list(args.run_dirs)
     if args.latest:
-        run_dirs += [str(d) for d in latest_runs(Path("experiments") / "runs")]
+        run_dirs += [str(d) for d in rundir.latest()]
     if not run_dirs:
         print("error: no run directory given and no finished run in experiments/runs "
               "(train one first, e.g. make train-gan-mnist)", file=sys.stderr)
@@ -253,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UserError(f"--inception-weights {args.inception_weights}: no such file")
             print(format_summary(evaluate(run_dir, args.num, args.data_dir, args.quality_num,
                                           args.iwae_k, args.iwae_images, args.inception_weights)))
-            print(f"  wrote {Path(run_dir) / 'metrics.json'}")
+            print(f"  wrote {rundir.RunDir(run_dir).metrics}")
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             status = 2

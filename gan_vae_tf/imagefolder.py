@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from gan_vae_tf import rundir
 from gan_vae_tf.errors import UserError
 
 __all__ = ["IMAGE_EXTENSIONS", "FolderImages", "list_image_files", "load_image_folder"]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 
-CACHE_ENV_VAR = "GAN_VAE_TF_CACHE"
 # Bump when decoding or the cache layout changes, so old caches are not trusted.
 _CACHE_FORMAT = 1
 _BATCH = 256
@@ -82,7 +81,7 @@ def load_image_folder(
     files = _chosen_files(top, limit)
     rel = [os.path.relpath(p, top) for p in files]
     key = _cache_key(top, image_size, channels, limit, files, rel)
-    folder = _cache_root(cache_dir) / "folders"
+    folder = rundir.cache_dir(cache_dir) / "folders"
     npy_path = folder / f"{key}.npy"
     json_path = folder / f"{key}.json"
 
@@ -94,16 +93,17 @@ def load_image_folder(
         _log.info("decoding %d image files from %s", len(files), top)
         folder.mkdir(parents=True, exist_ok=True)
         kept = _decode_to_npy(files, image_size, channels, npy_path, json_path)
-        kept_rel = [rel[i] for i in kept]
-        kept_set = set(kept)
-        skipped_rel = [r for i, r in enumerate(rel) if i not in kept_set]
-        if not kept_rel:
+        if not kept:
             raise UserError(
                 f"none of the {len(files)} image files in {top} could be decoded "
                 f"(e.g. {rel[0]}): put readable JPEG/PNG/BMP/GIF/WebP images there"
             )
+        kept_rel = [rel[i] for i in kept]
+        kept_set = set(kept)
+        skipped_rel = [r for i, r in enumerate(rel) if i not in kept_set]
         shape = (len(kept_rel), image_size, image_size, channels)
-        _write_json_atomic(json_path, _metadata(key, top, image_size, channels, limit, shape, kept_rel, skipped_rel))
+        meta = _metadata(key, top, image_size, channels, limit, shape, kept_rel, skipped_rel)
+        rundir.write_text(json_path, json.dumps(meta))
         images = np.load(npy_path, mmap_mode="r")
 
     if skipped_rel:
@@ -140,16 +140,6 @@ def _chosen_files(top: str, limit: int | None) -> list[str]:
         exts = " ".join(sorted(IMAGE_EXTENSIONS))
         raise UserError(f"no image files ({exts}) found in {top} or its subfolders: put your images there")
     return files if limit is None else files[:limit]
-
-
-def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
-    """The explicit cache dir, else $GAN_VAE_TF_CACHE, else ~/.cache/gan_vae_tf."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get(CACHE_ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "gan_vae_tf"
 
 
 def _cache_key(
@@ -199,41 +189,46 @@ def _read_cache(npy_path: Path, json_path: Path, key: str) -> tuple[np.ndarray, 
 def _decode_to_npy(
     files: list[str], image_size: int, channels: int, npy_path: Path, json_path: Path
 ) -> list[int]:
-    """Stream decoded rows into npy_path (atomically) and return the indices of the files that decoded."""
+    """Stream decoded rows into npy_path (atomically) and return the indices of the files that
+    decoded. When none did, npy_path is left alone."""
     json_path.unlink(missing_ok=True)
     shape = (len(files), image_size, image_size, channels)
-    tmp = _temp_name(npy_path)
     kept: list[int] = []
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        for indices, batch in _decoded_batches(files, image_size, channels):
-            start = len(kept)
-            out[start : start + len(indices)] = batch
-            kept.extend(int(i) for i in indices)
-        out.flush()
-        if len(kept) < len(files):
-            shrunk = _temp_name(npy_path)
-            try:
-                small = np.lib.format.open_memmap(
-                    shrunk, mode="w+", dtype=np.uint8, shape=(len(kept), *shape[1:])
-                )
-                for start in range(0, len(kept), 4096):
-                    stop = min(start + 4096, len(kept))
-                    small[start:stop] = out[start:stop]
-                small.flush()
-                del small
-            except BaseException:
-                _remove_quietly(shrunk)
-                raise
+        with rundir.atomic_path(npy_path) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            for indices, batch in _decoded_batches(files, image_size, channels):
+                start = len(kept)
+                out[start : start + len(indices)] = batch
+                kept.extend(int(i) for i in indices)
+            out.flush()
             del out
-            os.replace(shrunk, tmp)
-        else:
-            del out
-        if kept:
-            os.replace(tmp, npy_path)
-    finally:
-        _remove_quietly(tmp)
+            if not kept:
+                raise _NothingDecoded  # leaves the block without replacing npy_path
+            if len(kept) < len(files):
+                _keep_first_rows(tmp, len(kept))
+    except _NothingDecoded:
+        return []
     return kept
+
+
+class _NothingDecoded(Exception):
+    pass
+
+
+def _keep_first_rows(npy_path: Path, rows: int, chunk: int = 4096) -> None:
+    """Rewrite a .npy file with only its first `rows` rows, a chunk at a time (it may be larger
+    than memory)."""
+    full = np.load(npy_path, mmap_mode="r")
+    with rundir.atomic_path(npy_path) as tmp:
+        small = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=full.dtype, shape=(rows, *full.shape[1:])
+        )
+        for start in range(0, rows, chunk):
+            small[start : start + chunk] = full[start : min(start + chunk, rows)]
+        small.flush()
+        del small
+    del full
 
 
 def _decoded_batches(
@@ -290,30 +285,3 @@ def _metadata(
         "paths": kept,
         "skipped": skipped,
     }
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write json so readers see either no file or the complete file."""
-    tmp = _temp_name(path)
-    try:
-        with open(tmp, "x", encoding="utf-8") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, path)
-    finally:
-        _remove_quietly(tmp)
-
-
-def _temp_name(final: Path) -> str:
-    """An unused name beside final, so os.replace onto final stays on one filesystem.
-
-    The file is not created here (unlike mkstemp, which would make it 0600), so
-    the cache gets the user's umask and a shared cache dir stays usable.
-    """
-    return str(final.parent / f".{final.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

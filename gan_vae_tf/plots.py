@@ -10,6 +10,8 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from gan_vae_tf.rundir import atomic_path
+
 
 def to_uint8(images: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     lo, hi = value_range
@@ -41,13 +43,11 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarra
 def save_png(image: np.ndarray, path: str | os.PathLike, scale: int = 1) -> Path:
     """Write atomically (temp file + rename) so a killed run never leaves half a PNG."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    tmp = path.with_name(path.name + ".tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
     return path
 
 
@@ -75,10 +75,9 @@ def loss_curves(history: dict[str, Sequence[float]], path: str | os.PathLike,
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 
@@ -188,10 +187,8 @@ def latent_scatter(means: np.ndarray, labels: np.ndarray | None, path: str | os.
     ax.set_title(heading, fontsize=10)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, dpi=100, format="png")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     return path
 
 
@@ -238,9 +235,7 @@ def animated_gif(png_paths: Sequence[str | os.PathLike], path: str | os.PathLike
     if hold_last_ms is not None:
         durations[-1] = int(hold_last_ms)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    canvases[0].save(tmp, format="GIF", save_all=True, append_images=canvases[1:],
-                     duration=durations, loop=0)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        canvases[0].save(tmp, format="GIF", save_all=True, append_images=canvases[1:],
+                         duration=durations, loop=0)
     return path

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from gan_vae_tf import console
+from gan_vae_tf import rundir
 from gan_vae_tf.errors import UserError
 from gan_vae_tf.quality import kid_text
 
@@ -42,13 +43,14 @@ class Run:
 
 
 def read_run(path: str | os.PathLike) -> Run:
-    path = Path(path)
-    missing = [f for f in ("config.json", "metrics.json", "summary.json") if not (path / f).is_file()]
+    run = rundir.RunDir(path)
+    files = (run.config, run.metrics, run.summary)
+    missing = [f for f in files if not f.is_file()]
     if missing:
-        hint = " (run python -m gan_vae_tf.evaluate on it first)" if "metrics.json" in missing else ""
-        raise UserError(f"{path} is not a finished, evaluated run: no {', '.join(missing)}{hint}")
-    load = lambda f: json.loads((path / f).read_text())
-    return Run(path, load("config.json"), load("metrics.json"), load("summary.json"))
+        hint = " (run python -m gan_vae_tf.evaluate on it first)" if run.metrics in missing else ""
+        names = ", ".join(f.name for f in missing)
+        raise UserError(f"{run.path} is not a finished, evaluated run: no {names}{hint}")
+    return Run(run.path, *(json.loads(f.read_text()) for f in files))
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -101,12 +103,13 @@ def figures(run: Run, out: Path) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     made: list[Path] = []
-    samples = sorted((run.path / "samples").glob("epoch_*.png"))
+    files = rundir.RunDir(run.path)
+    samples = files.sample_pngs()
     if samples:
         made.append(Path(shutil.copyfile(samples[-1], out / "samples_last_epoch.png")))
         made.append(plots.animated_gif(samples, out / "samples.gif"))
-    made.append(Path(shutil.copyfile(run.path / "loss_curves.png", out / "loss_curves.png")))
-    history = callbacks.read_history(run.path / "history.csv")
+    made.append(Path(shutil.copyfile(files.loss_curves, out / files.loss_curves.name)))
+    history = files.read_history()
     if "d_real" in history:
         made.append(plots.loss_curves({"epoch": history["epoch"], "d_real": history["d_real"],
                                        "d_fake": history["d_fake"]}, out / "d_real_fake.png",
@@ -167,7 +170,7 @@ def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path
         table = comparison_table(group)
         md += [f"## {dataset}", "", table, ""]
         body += [f"<h2>{html.escape(dataset)}</h2>", _md_to_html_table(table)]
-    (out / "tables.md").write_text("\n".join(md) + "\n")
+    rundir.write_text(out / "tables.md", "\n".join(md) + "\n")
     for r in runs:
         figs = figures(r, out / r.name)
         body.append(f"<h2>{html.escape(r.name)}</h2><div class=figs>" + "".join(_img(p) for p in figs) + "</div>")
@@ -177,11 +180,7 @@ def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path
              "figcaption{font-size:12px;color:#555}")
     page = f"<!doctype html><meta charset=utf-8><title>gan_vae_tf report</title><style>{style}</style>" \
            + "\n".join(body)
-    path = out / "report.html"
-    tmp = path.with_name("report.html.tmp")
-    tmp.write_text(page)
-    os.replace(tmp, path)
-    return path
+    return rundir.write_text(out / "report.html", page)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -191,10 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--latest", action="store_true", help="the newest finished run of each preset")
     p.add_argument("--out", default=str(Path("experiments") / "report"))
     args = p.parse_args(argv)
-    from gan_vae_tf.evaluate import latest_runs
-
-    run_dirs = list(args.run_dirs) + ([str(d) for d in latest_runs(Path("experiments") / "runs")]
-                                      if args.latest else [])
+    run_dirs = list(args.run_dirs) + ([str(d) for d in rundir.latest()] if args.latest else [])
     try:
         if not run_dirs:
             raise UserError("no run directories given (or pass --latest)")

@@ -6,10 +6,8 @@ the run makes goes into one run directory.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import time
@@ -19,11 +17,11 @@ from typing import Sequence
 
 from gan_vae_tf import config as config_lib
 from gan_vae_tf import console
+from gan_vae_tf import rundir
 from gan_vae_tf.errors import Interrupted, NonFiniteLoss, StorageError, UserError
 
 log = logging.getLogger("gan_vae_tf")
 
-DEFAULT_RUNS = Path("experiments") / "runs"
 LINES = 3  # progress as a line every 30 s (callbacks.ProgressLines): the default off a terminal
 
 
@@ -63,9 +61,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> config_lib.Config:
     if args.resume:
-        path = Path(args.resume) / "config.json"
+        path = rundir.RunDir(args.resume).config
         if not path.is_file():
-            raise UserError(f"cannot resume {args.resume}: it is not a run directory (no config.json)")
+            raise UserError(f"cannot resume {args.resume}: it is not a run directory (no {path.name})")
         cfg = config_lib.Config.from_json(path)
         for key, value in (("epochs", args.epochs), ("checkpoint_every", args.checkpoint_every)):
             if value is not None:
@@ -88,32 +86,9 @@ def build_config(args: argparse.Namespace) -> config_lib.Config:
     return config_lib.override(config_lib.validate(cfg), args.set)
 
 
-def prepare_run_dir(out: str | None, preset: str, overwrite: bool) -> Path:
-    run_dir = Path(out) if out else DEFAULT_RUNS / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    holds_run = any((run_dir / f).exists() for f in ("config.json", "history.csv", "checkpoint"))
-    if holds_run:
-        if not overwrite:
-            raise UserError(f"run directory {run_dir} already holds a run; pass --resume {run_dir} "
-                            f"to continue it, --overwrite to replace it, or another --out")
-        for name in ("history.csv", "metrics.json", "summary.json"):
-            (run_dir / name).unlink(missing_ok=True)
-        for name in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):
-            shutil.rmtree(run_dir / name, ignore_errors=True)
-        for png in (run_dir / "samples").glob("*.png"):
-            png.unlink()
-    try:
-        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"cannot write to run directory {run_dir}: {e.strerror or e}") from None
-    return run_dir
-
-
 def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool = False) -> dict:
     """Train `cfg` into `run_dir` (continuing its checkpoint when `resume`); returns the summary
-    it also writes to summary.json. SIGTERM or Ctrl-C on the way saves a checkpoint at the next
+    it also writes into the run directory. SIGTERM or Ctrl-C on the way saves a checkpoint at the next
     step boundary and raises Interrupted."""
     from gan_vae_tf import checkpoint
 
@@ -128,6 +103,7 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
 
     from gan_vae_tf import callbacks, checkpoint, data, distribute, models, precision
 
+    run = rundir.RunDir(run_dir)
     policy, why = precision.resolve(cfg.train.precision)
     log.info("precision: %s (%s)", policy, why)
     keras.utils.set_random_seed(cfg.train.seed)
@@ -154,7 +130,7 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
     start = checkpoint.Position(0)
     if resume:
         start = state.restore(run_dir)
-        callbacks.truncate_history(run_dir / "history.csv", start.epoch)
+        run.truncate_history(start.epoch)
         start = checkpoint.Position(start.epoch, start.step, start.seconds, order.steps)
         log.info("resuming at %s (%d epochs in all)", start.describe(), cfg.train.epochs)
     else:
@@ -162,7 +138,7 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
         record["run"] = {"data": dataset.describe(), "precision": policy, "precision_reason": why,
                          "tensorflow": tf.__version__, "keras": keras.__version__,
                          "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        (run_dir / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+        rundir.write_json(run.config, record)
     fixed = {k: v.numpy() for k, v in state.fixed.items()}
     render = (callbacks.gan_renderer(fixed["noise"]) if cfg.model == "gan"
               else callbacks.vae_renderer(fixed["z"], fixed["batch"]))
@@ -192,13 +168,14 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
         if epoch < cfg.train.epochs:
             model.fit(data.pipeline(dataset.train, cfg, True, order=order), initial_epoch=epoch,
                       **fit)
-        model.save(run_dir / "model.keras")
-        for name, part in model.networks().items():
-            part.save(run_dir / f"{name}.keras")
+        nets = {run.model: model, **{run.network(n): net for n, net in model.networks().items()}}
+        for path, net in nets.items():
+            with rundir.atomic_path(path) as tmp:
+                net.save(tmp)
     except OSError as e:  # a history row, sample grid or saved model that could not be written
         raise StorageError(f"could not write {e.filename or 'to ' + str(run_dir)} "
                            f"({e.strerror or e}); the last checkpoint is kept") from None
-    history = callbacks.read_history(run_dir / "history.csv")
+    history = run.read_history()
     seconds = float(sum(history["seconds"]))
     steps = len(dataset.train) // cfg.train.batch_size
     summary = {"epochs": len(history["epoch"]), "seconds": round(seconds, 2),
@@ -206,7 +183,7 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
                "images_per_second": round(steps * cfg.train.batch_size * len(history["epoch"]) / seconds, 1),
                "precision": policy,
                "final": {k: v[-1] for k, v in history.items() if k not in ("epoch", "seconds")}}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    rundir.write_json(run.summary, summary)
     return summary
 
 
@@ -234,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.resume:
             run_dir = Path(args.resume)
         else:
-            run_dir = prepare_run_dir(args.out, cfg.preset, args.overwrite)
+            run_dir = rundir.prepare(args.out, cfg.preset, args.overwrite).path
         verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else LINES)
         log.info("run directory: %s", run_dir)
         summary = train(cfg, run_dir, verbose, resume=bool(args.resume))

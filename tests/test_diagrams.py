@@ -35,7 +35,7 @@ def test_network_diagrams_writes_one_readable_png_per_network(tmp_path, name):
     for net, path in paths.items():
         assert path == tmp_path / name / f"{net}.png"
         assert_readable_png(path)
-    assert not list((tmp_path / name).glob("*.tmp"))
+    assert sorted(p.name for p in (tmp_path / name).iterdir()) == sorted(f"{n}.png" for n in paths)
 
 
 @pytest.mark.parametrize("name", PRESETS)

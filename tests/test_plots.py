@@ -80,7 +80,7 @@ def test_latent_scatter_writes_a_png(tmp_path, dim, labels):
     path = plots.latent_scatter(means, y, tmp_path / "s.png", title="test")
     with Image.open(path) as im:
         assert im.format == "PNG" and im.width > 100 and im.height > 100
-    assert not list(tmp_path.glob("*.tmp"))
+    assert [p.name for p in tmp_path.iterdir()] == ["s.png"]  # no temporary file left behind
 
 
 def test_latent_scatter_checks_shapes(tmp_path):
@@ -128,6 +128,6 @@ def test_animated_gif_has_a_frame_per_png_and_loops(tmp_path):
             gif.seek(k)
             durations.append(gif.info["duration"])
     assert durations == [120, 120, 120, 900]
-    assert not list((tmp_path / "out").glob("*.tmp"))
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["train.gif"]  # no temporary file
     with pytest.raises(ValueError):
         plots.animated_gif([], tmp_path / "empty.gif")
