@@ -14,7 +14,7 @@ ARGS ?=
 TRAIN_FLAGS = $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
               $(if $(RUN),--out $(RUN)) $(ARGS)
 
-.PHONY: install test train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate report bench bench-quality profile clean
+.PHONY: install test test-fast train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate report bench bench-quality profile clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,12 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# The full suite (what CI runs); test-fast skips the tests marked slow, for the edit loop.
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 train-gan-mnist: $(STAMP)
 	$(PY) -m gan_vae_tf.train --preset gan-mnist $(TRAIN_FLAGS)

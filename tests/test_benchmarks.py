@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks import profiling
 from benchmarks.common import TimeBudget
-from conftest import tiny_config
+from helpers import tiny_config
 from gan_vae_tf import data, models
 
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY, tiny_config
 from gan_vae_tf import checkpoint, data, train
 from gan_vae_tf.checkpoint import Position
 from gan_vae_tf.errors import Interrupted
+from helpers import tiny_config, train_args
 
 
 def test_epoch_order_depends_only_on_seed_and_epoch():
@@ -120,11 +120,7 @@ def test_a_stop_on_the_last_step_is_left_to_the_epoch_end_save():
 
 
 def _args(preset, data_dir, run, *extra):
-    args = ["--preset", preset, "--epochs", "2", "--batch-size", "16", "--data-dir", str(data_dir),
-            "--out", str(run), "--verbose", "0", "--deterministic", "--seed", "3", *extra]
-    for item in TINY[preset]:
-        args += ["--set", item]
-    return args
+    return train_args(preset, data_dir, run, "--deterministic", "--seed", "3", *extra)
 
 
 def _rows(run):

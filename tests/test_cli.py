@@ -5,16 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TINY, shared_data, write_mnist
 from gan_vae_tf import evaluate, train
+from helpers import shared_data, train_args, write_mnist
 
 
 def _train(run_dir, preset, data_dir, *extra):
-    args = ["--preset", preset, "--epochs", "2", "--batch-size", "16", "--data-dir", str(data_dir),
-            "--out", str(run_dir), "--verbose", "0", *extra]
-    for item in TINY[preset]:
-        args += ["--set", item]
-    return train.main(args)
+    return train.main(train_args(preset, data_dir, run_dir, *extra))
 
 
 @pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
@@ -116,6 +112,7 @@ def test_evaluate_on_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert "is not a run directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shared_data() is None or not (shared_data() / "mnist").is_dir(),
                     reason="real MNIST not present")
 def test_vae_learns_real_mnist_digits(tmp_path):

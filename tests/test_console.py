@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY
 from gan_vae_tf import console
+from helpers import train_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,9 +85,8 @@ def _run(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
 def test_offline_train_and_evaluate_print_no_chatter_but_say_where_the_data_came_from(
         tmp_path, offline_env):
     run = tmp_path / "run"
-    tiny = [a for item in TINY["gan-mnist"] for a in ("--set", item)]
-    trained = _run([sys.executable, "-m", "gan_vae_tf.train", "--preset", "gan-mnist", "--epochs", "1",
-                    "--batch-size", "64", "--limit", "256", "--out", str(run), *tiny], offline_env, tmp_path)
+    args = train_args("gan-mnist", None, run, "--limit", "256", epochs=1, batch_size=64, verbose=None)
+    trained = _run([sys.executable, "-m", "gan_vae_tf.train", *args], offline_env, tmp_path)
     assert trained.returncode == 0, trained.stderr
     evaluated = _run([sys.executable, "-m", "gan_vae_tf.evaluate", str(run), "--num", "100",
                       "--quality-num", "50"], offline_env, tmp_path)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import shared_data, tiny_config, write_mnist
+from helpers import shared_data, tiny_config, write_mnist
 from gan_vae_tf import data
 from gan_vae_tf.config import DataConfig
 from gan_vae_tf.errors import UserError

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFont
 
-from conftest import tiny_config
+from helpers import tiny_config
 from gan_vae_tf import config as config_lib
 from gan_vae_tf import diagrams, models, networks
 

@@ -8,19 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TINY, write_idx
 from gan_vae_tf import data
+from helpers import train_args, write_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(run, preset, data_dir, strategy, lr):
-    args = [sys.executable, "-m", "gan_vae_tf.train", "--preset", preset, "--epochs", "2",
-            "--batch-size", "16", "--data-dir", str(data_dir), "--out", str(run), "--seed", "5",
-            "--verbose", "0", "--cpu-devices", "2", "--strategy", strategy,
-            "--set", f"train.learning_rate={lr}"]
-    for item in TINY[preset]:
-        args += ["--set", item]
+    args = [sys.executable, "-m", "gan_vae_tf.train",
+            *train_args(preset, data_dir, run, "--seed", "5", "--cpu-devices", "2",
+                        "--strategy", strategy, "--set", f"train.learning_rate={lr}")]
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600,
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert out.returncode == 0, out.stderr[-3000:]
@@ -44,6 +41,7 @@ def blob_dir(tmp_path):
 # wider: under tf.distribute every replica draws the same noise from its mirrored
 # SeedGenerator, so the mirrored ELBO gradient has half as many independent draws, and after
 # epoch 1 its test ELBO trails by 2.7-3.6% (float32 and bfloat16 alike, several data orders).
+@pytest.mark.slow
 @pytest.mark.parametrize("preset, keys, lr, rel", [
     ("vae-mnist", ("loss", "val_elbo"), 3e-3, 0.05),
     ("gan-mnist", ("d_loss", "g_loss", "d_real"), 1e-4, 0.03)])

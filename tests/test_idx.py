@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from conftest import write_idx
+from helpers import write_idx
 from gan_vae_tf.errors import UserError
 from gan_vae_tf.idx import read_idx, read_idx_pair
 

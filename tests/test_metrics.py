@@ -84,10 +84,16 @@ def test_kid_has_no_spread_when_every_subset_would_be_the_whole_set(rng):
     assert spread.std > 0 and (spread.subsets, spread.subset_size) == (20, 20)
 
 
-def test_kid_caps_subset_size_at_the_smaller_set(rng):
+def test_kid_caps_subset_size_at_the_smaller_set(rng, monkeypatch):
     a, b = rng.standard_normal((30, 4)), rng.standard_normal((50, 4)) + 2.0
+    asked_for_30 = metrics.kernel_inception_distance(a, b, subsets=3, subset_size=30)
+    kernel, pairs = metrics._cubic_kernel_sum, []
+    monkeypatch.setattr(metrics, "_cubic_kernel_sum",
+                        lambda x, y: pairs.append((len(x), len(y))) or kernel(x, y))
     kid = metrics.kernel_inception_distance(a, b, subsets=3, subset_size=1000)
     assert kid.mean > 0 and np.isfinite(kid.std) and kid.subset_size == 30
+    assert kid == asked_for_30  # the same subsets as asking for 30 directly
+    assert pairs == [(30, 30)] * 9  # three kernel sums per subset, each over 30 x 30 rows
 
 
 def test_precision_recall_of_identical_sets_is_one(rng):
@@ -123,10 +129,21 @@ def test_precision_recall_in_row_chunks_matches_a_brute_force_count(rng, monkeyp
     assert metrics.precision_recall(real, fake, k=3) == pytest.approx(expected)
 
 
-def test_precision_recall_subsamples_to_max_samples(rng):
-    real, fake = rng.standard_normal((300, 3)), rng.standard_normal((300, 3))
-    precision, recall = metrics.precision_recall(real, fake, max_samples=50)
+def test_precision_recall_subsamples_to_max_samples(rng, monkeypatch):
+    real, fake = rng.standard_normal((300, 3)), rng.standard_normal((200, 3)) * 1.5
+    pick = np.random.default_rng(7)  # the draws precision_recall(seed=7) makes, in its order
+    reference = metrics.precision_recall(real[pick.choice(300, 50, replace=False)],
+                                         fake[pick.choice(200, 50, replace=False)])
+    whole = metrics.precision_recall(real, fake)
+    radii, sizes = metrics._knn_radii_sq, []
+    monkeypatch.setattr(metrics, "_knn_radii_sq",
+                        lambda left, right, k: sizes.append((len(left), len(right))) or radii(left, right, k))
+    precision, recall = metrics.precision_recall(real, fake, max_samples=50, seed=7)
     assert 0.5 < precision <= 1.0 and 0.5 < recall <= 1.0
+    assert (precision, recall) == reference and sizes == [(50, 50), (50, 50)]
+    sizes.clear()
+    assert metrics.precision_recall(real, fake, max_samples=500) == whole  # smaller sets stay whole
+    assert sizes == [(300, 300), (200, 200)]
 
 
 def test_classifier_score_of_confident_evenly_spread_predictions_is_the_class_count():

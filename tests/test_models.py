@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_config
+from helpers import tiny_config
 from gan_vae_tf import data, losses, models
 from gan_vae_tf.layers import Reparameterize
 

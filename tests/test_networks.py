@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from helpers import tiny_config
 from gan_vae_tf import config as config_lib
 from gan_vae_tf import networks
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import io
 
-from conftest import TINY
 from gan_vae_tf import callbacks, train
+from helpers import train_args
 
 
 class FakeClock:
@@ -61,10 +61,7 @@ def test_a_resumed_epoch_counts_from_where_it_stopped():
 
 
 def test_training_off_a_terminal_prints_progress_lines(tmp_path, mnist_dir, capsys):
-    args = ["--preset", "gan-mnist", "--epochs", "2", "--batch-size", "16", "--data-dir",
-            str(mnist_dir), "--out", str(tmp_path / "run")]
-    for item in TINY["gan-mnist"]:
-        args += ["--set", item]
+    args = train_args("gan-mnist", mnist_dir, tmp_path / "run", verbose=None)
     assert train.main(args) == 0  # pytest's stdout is not a terminal
     out = capsys.readouterr().out
     assert "epoch 1/2 done in 0:" in out and "epoch 2/2 done in 0:" in out and "d_loss" in out

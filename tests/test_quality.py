@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from helpers import tiny_config
 from gan_vae_tf import data, evaluate, quality
 
 

@@ -10,19 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TINY
 from gan_vae_tf import callbacks, train
 from gan_vae_tf.errors import NonFiniteLoss
+from helpers import train_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _args(preset, data_dir, run, epochs, *extra):
-    args = ["--preset", preset, "--epochs", str(epochs), "--batch-size", "16", "--data-dir",
-            str(data_dir), "--out", str(run), "--verbose", "2", *extra]
-    for item in TINY[preset]:
-        args += ["--set", item]
-    return args
+    return train_args(preset, data_dir, run, *extra, epochs=epochs, verbose=2)
 
 
 def _spawn(args):
@@ -44,6 +40,7 @@ def _losses(run):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_keeps_every_epoch_exactly_once(tmp_path, mnist_dir):
     run, epochs = tmp_path / "run", 40
     proc = _spawn(_args("gan-mnist", mnist_dir, run, epochs))
@@ -67,6 +64,7 @@ def test_sigkill_mid_run_then_resume_keeps_every_epoch_exactly_once(tmp_path, mn
     assert (run / "model.keras").is_file() and not (run / "checkpoint.tmp").exists()
 
 
+@pytest.mark.slow
 def test_same_seed_with_op_determinism_gives_identical_losses(tmp_path, mnist_dir):
     runs = [tmp_path / "a", tmp_path / "b"]
     procs = [_spawn(_args("vae-mnist", mnist_dir, r, 2, "--deterministic", "--seed", "7")) for r in runs]
@@ -133,6 +131,7 @@ def test_exploding_training_exits_3_and_keeps_the_last_checkpoint(tmp_path, mnis
     assert _epochs(run) == [1]
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, mnist_dir):
     run, epochs = tmp_path / "run", 40
     proc = _spawn(_args("gan-mnist", mnist_dir, run, epochs))
@@ -151,7 +150,7 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, mnist_dir):
 
 @pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
 def test_checkpoint_restores_weights_optimizer_and_random_streams(tmp_path, preset):
-    from conftest import tiny_config
+    from helpers import tiny_config
     from gan_vae_tf import checkpoint, data, models
 
     cfg = tiny_config(preset)

@@ -1,0 +1,92 @@
+"""What many tests share: tiny configs and their CLI flags, IDX files written on the fly, the
+shared real-data folder. Imported as `helpers`; conftest.py keeps only fixtures."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from gan_vae_tf import config as config_lib
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_data() -> Path | None:
+    """../shared/data beside the checkout (or $GAN_VAE_TF_DATA_DIR), when it exists."""
+    env = os.environ.get("GAN_VAE_TF_DATA_DIR")
+    for candidate in ([Path(env)] if env else []) + [SHARED_DATA]:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def write_idx(path: Path, array: np.ndarray, type_code: int = 0x08) -> Path:
+    header = struct.pack(">HBB", 0, type_code, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
+    payload = header + array.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as f:
+        f.write(payload)
+    return path
+
+
+def write_mnist(folder: Path, n_train: int = 96, n_test: int = 32, seed: int = 0) -> Path:
+    """Four IDX .gz files of random 28x28 digits-like images, in the MNIST file names."""
+    rng = np.random.default_rng(seed)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = (rng.random((n, 28, 28)) > 0.7).astype(np.uint8) * 255
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+TINY_GAN = ["gan.gen_base_width=16", "gan.gen_widths=8,8", "gan.disc_widths=8,16"]
+TINY_VAE = ["vae.encoder_widths=8,16", "vae.decoder_base_width=8", "vae.decoder_widths=16,8"]
+TINY_GAN64 = ["gan.gen_base_width=16", "gan.gen_widths=16,8,8", "gan.disc_widths=8,8,16,16"]
+TINY_VAE64 = [
+    "vae.encoder_widths=8,8,8,16,16",
+    "vae.decoder_base_width=16",
+    "vae.decoder_widths=16,8,8,8,8",
+    "vae.latent_dim=8",
+]
+TINY = {
+    "gan-mnist": TINY_GAN,
+    "vae-mnist": TINY_VAE,
+    "gan-anime": TINY_GAN64,
+    "vae-anime": TINY_VAE64,
+}
+
+
+def tiny_config(preset: str, **train) -> config_lib.Config:
+    cfg = config_lib.override(config_lib.preset(preset), TINY[preset])
+    return replace(cfg, train=replace(cfg.train, **{"batch_size": 8, "epochs": 1, **train}))
+
+
+def train_args(
+    preset: str,
+    data_dir,
+    run,
+    *extra: str,
+    epochs: int = 2,
+    batch_size: int = 16,
+    verbose: int | None = 0,
+) -> list[str]:
+    """`python -m gan_vae_tf.train` flags for a tiny-network run of `preset`. `data_dir=None`
+    lets the data be found as a user's would be; `verbose=None` leaves Keras' default."""
+    args = ["--preset", preset, "--epochs", str(epochs), "--batch-size", str(batch_size),
+            "--out", str(run), *extra]
+    if data_dir is not None:
+        args += ["--data-dir", str(data_dir)]
+    if verbose is not None:
+        args += ["--verbose", str(verbose)]
+    for item in TINY[preset]:
+        args += ["--set", item]
+    return args
