@@ -14,7 +14,7 @@ ARGS ?=
 TRAIN_FLAGS = $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
               $(if $(RUN),--out $(RUN)) $(ARGS)
 
-.PHONY: install test test-fast train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate report bench bench-quality profile clean
+.PHONY: install test test-fast lint train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate report bench bench-quality profile clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 train-gan-mnist: $(STAMP)
 	$(PY) -m gan_vae_tf.train --preset gan-mnist $(TRAIN_FLAGS)

@@ -30,6 +30,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks.common import OUT, ROOT, cpu_name, images_for, preset_config, project_model  # noqa: E402
+
 PRESETS = ("gan-mnist", "vae-mnist", "gan-anime", "vae-anime")
 # Timed steps per measurement: about 20-40 s each on a 2-core CPU, long enough for a spread of
 # a few percent, short enough that four presets x three methods x repeats fit in ~20 minutes.
@@ -108,8 +109,8 @@ def run_baseline(cfg, images, steps: int) -> float:
                 r, f = disc(real, training=True), disc(fake, training=True)
                 g_loss = bce(tf.ones_like(f), f)
                 d_loss = bce(tf.ones_like(r), r) + bce(tf.zeros_like(f), f)
-            g_opt.apply_gradients(zip(gt.gradient(g_loss, gen.trainable_variables), gen.trainable_variables))
-            d_opt.apply_gradients(zip(dt.gradient(d_loss, disc.trainable_variables), disc.trainable_variables))
+            g_opt.apply_gradients(zip(gt.gradient(g_loss, gen.trainable_variables), gen.trainable_variables, strict=True))
+            d_opt.apply_gradients(zip(dt.gradient(d_loss, disc.trainable_variables), disc.trainable_variables, strict=True))
             return d_loss
     else:
         enc, dec = networks.encoder(cfg), networks.decoder(cfg)
@@ -128,7 +129,7 @@ def run_baseline(cfg, images, steps: int) -> float:
                     rec = tf.reduce_sum(tf.square(xb - tf.sigmoid(logits)), [1, 2, 3]) / (2 * cfg.vae.obs_sigma ** 2)
                 kl = 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mean) - 1.0 - logvar, 1)
                 loss = tf.reduce_mean(rec + kl)
-            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            opt.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
             return loss
 
     def run(n_steps: int) -> float:
@@ -299,7 +300,10 @@ def markdown(result: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     median = {"project": "project_images_per_s", "memory": "memory_images_per_s",
               "baseline": "baseline_images_per_s"}
-    cell = lambda r, k: f"{best(r, k):.0f} ({r[median[k]]:.0f}, {r['spread'][k][0]:.0f})"
+
+    def cell(r: dict, k: str) -> str:
+        return f"{best(r, k):.0f} ({r[median[k]]:.0f}, {r['spread'][k][0]:.0f})"
+
     for r in result["rows"]:
         lines.append(
             f"| {r['preset']} | {r['repeats']} x {r['steps']} x "

@@ -57,7 +57,10 @@ def summarize(rows: list[dict]) -> dict:
     busy = sum(by_category.values())
     if busy <= 0:
         raise ValueError("the trace holds no busy op time")
-    share = lambda d: {k: v / busy for k, v in sorted(d.items(), key=lambda kv: -kv[1])}
+
+    def share(d: dict[str, float]) -> dict[str, float]:
+        return {k: v / busy for k, v in sorted(d.items(), key=lambda kv: -kv[1])}
+
     return {"busy_us": busy, "categories": share(by_category), "op_types": share(by_type)}
 
 
@@ -70,7 +73,7 @@ def op_rows(xplane_path: str | Path) -> list[dict]:
         raise RuntimeError(f"the profiler could not read {xplane_path}: {raw[:200]!r}")
     table = json.loads(raw)[0]
     cols = [c["id"] for c in table["cols"]]
-    return [dict(zip(cols, (cell.get("v") for cell in r["c"]))) for r in table["rows"]]
+    return [dict(zip(cols, (cell.get("v") for cell in r["c"]), strict=True)) for r in table["rows"]]
 
 
 def profile_fit(model, dataset, steps: int, logdir: str | Path | None = None) -> dict:

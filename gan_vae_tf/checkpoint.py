@@ -20,9 +20,9 @@ import re
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
@@ -171,7 +171,7 @@ class RunState:
     def restore_trackers(self) -> None:
         """Put back the metric totals of the epoch a resumed run continues (fit() zeroes the
         trackers as every epoch begins, so this runs after that)."""
-        for v, value in zip(self.trackers.values(), self._resumed_trackers or []):
+        for v, value in zip(self.trackers.values(), self._resumed_trackers or [], strict=False):
             v.assign(value)
         self._resumed_trackers = None
 
@@ -218,7 +218,7 @@ class StopRequest:
         log.info("\n%s: saving a checkpoint at the next step boundary (send it again to stop "
                  "at once)", signal.Signals(signum).name)
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         try:
             self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         except ValueError:  # not the main thread: signals stay as they were

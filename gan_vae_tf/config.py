@@ -96,7 +96,7 @@ class Config:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Config":
+    def from_dict(cls, d: dict[str, Any]) -> Config:
         sections = {f.name: f.type for f in fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
@@ -107,7 +107,7 @@ class Config:
         return cls(**kwargs)
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "Config":
+    def from_json(cls, path: str | Path) -> Config:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

@@ -48,16 +48,16 @@ def import_tensorflow_quietly() -> None:
         return
     os.environ.setdefault(LOG_LEVEL_ENV, "3")
     if os.environ[LOG_LEVEL_ENV] == "0":
-        import tensorflow  # noqa: F401
         import keras  # noqa: F401
+        import tensorflow  # noqa: F401
         return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
             import keras  # noqa: F401
+            import tensorflow  # noqa: F401
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)

@@ -7,9 +7,10 @@ shapes are lent to the layers only while visualkeras draws, then taken back.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import keras
 import visualkeras
@@ -96,7 +97,7 @@ def keras2_shapes(model: keras.Model) -> Iterator[keras.Model]:
     """
     lent: list[tuple[keras.layers.Layer, str]] = []
     try:
-        for layer, (shape_in, shape_out) in zip(model.layers, _layer_shapes(model)):
+        for layer, (shape_in, shape_out) in zip(model.layers, _layer_shapes(model), strict=True):
             for name, shape in (("output_shape", shape_out), ("input_shape", shape_in)):
                 if not hasattr(layer, name):
                     object.__setattr__(layer, name, shape)

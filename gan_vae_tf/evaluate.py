@@ -10,12 +10,11 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
-from gan_vae_tf import console
-from gan_vae_tf import rundir
+from gan_vae_tf import console, rundir
 from gan_vae_tf.config import Config
 from gan_vae_tf.errors import UserError
 

@@ -23,8 +23,6 @@ import numpy as np
 from gan_vae_tf import rundir
 from gan_vae_tf.errors import UserError
 
-__all__ = ["IMAGE_EXTENSIONS", "FolderImages", "list_image_files", "load_image_folder"]
-
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 
 # Bump when decoding or the cache layout changes, so old caches are not trusted.
@@ -32,7 +30,7 @@ _CACHE_FORMAT = 1
 _BATCH = 256
 _WARN_NAMES = 5
 
-_log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -88,9 +86,9 @@ def load_image_folder(
     cached = _read_cache(npy_path, json_path, key)
     if cached is not None:
         images, kept_rel, skipped_rel = cached
-        _log.info("using cached decode of %s (%d images) from %s", top, len(kept_rel), npy_path)
+        log.info("using cached decode of %s (%d images) from %s", top, len(kept_rel), npy_path)
     else:
-        _log.info("decoding %d image files from %s", len(files), top)
+        log.info("decoding %d image files from %s", len(files), top)
         folder.mkdir(parents=True, exist_ok=True)
         kept = _decode_to_npy(files, image_size, channels, npy_path, json_path)
         if not kept:
@@ -153,7 +151,7 @@ def _cache_key(
     digest = hashlib.sha256()
     header = [_CACHE_FORMAT, _tensorflow_version(), top, image_size, channels, limit]
     digest.update(json.dumps(header).encode())
-    for path, name in zip(files, rel):
+    for path, name in zip(files, rel, strict=True):
         st = os.stat(path)
         digest.update(json.dumps([name, st.st_size, st.st_mtime_ns]).encode())
         digest.update(b"\n")

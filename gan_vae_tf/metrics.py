@@ -312,7 +312,7 @@ def sliced_wasserstein_distance(images_a: np.ndarray, images_b: np.ndarray, patc
     rng = np.random.default_rng(seed)
     levels = pyramid_levels(min(a.shape[1:3]), min_resolution)
     results = []
-    for level_a, level_b in zip(_laplacian_levels(a, levels), _laplacian_levels(b, levels)):
+    for level_a, level_b in zip(_laplacian_levels(a, levels), _laplacian_levels(b, levels), strict=True):
         desc_a = _patch_descriptors(level_a, patch_size, patches_per_image, rng)
         desc_b = _patch_descriptors(level_b, patch_size, patches_per_image, rng)
         n = min(len(desc_a), len(desc_b))

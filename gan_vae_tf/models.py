@@ -137,7 +137,7 @@ class DCGAN(_CustomTrainer):
         super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, **kwargs)
 
     @classmethod
-    def from_run_config(cls, cfg, policy: str = "float32") -> "DCGAN":
+    def from_run_config(cls, cfg, policy: str = "float32") -> DCGAN:
         from gan_vae_tf import networks
 
         return cls(networks.generator(cfg, policy), networks.discriminator(cfg, policy),
@@ -239,7 +239,7 @@ class VAE(_CustomTrainer):
         super().compile(vae_optimizer=vae_optimizer, **kwargs)
 
     @classmethod
-    def from_run_config(cls, cfg, policy: str = "float32") -> "VAE":
+    def from_run_config(cls, cfg, policy: str = "float32") -> VAE:
         from gan_vae_tf import networks
 
         return cls(networks.encoder(cfg, policy), networks.decoder(cfg, policy),
@@ -286,7 +286,10 @@ class VAE(_CustomTrainer):
         their log-mean-exp is the IWAE bound, their mean the ELBO."""
         mean, logvar = self.encode(x)
         batch = ops.shape(mean)[0]
-        rep = lambda t: ops.reshape(ops.repeat(t[:, None], k, axis=1), (-1, self.latent_dim))
+
+        def rep(t):
+            return ops.reshape(ops.repeat(t[:, None], k, axis=1), (-1, self.latent_dim))
+
         mean_k, logvar_k = rep(mean), rep(logvar)
         z = self.sampler(mean_k, logvar_k)
         x_k = ops.repeat(x, k, axis=0)

@@ -33,7 +33,7 @@ def generator(cfg: Config, policy: str = "float32") -> keras.Sequential:
              layers.BatchNormalization(dtype=policy),
              _activation(g.gen_activation, g.leaky_slope, policy),
              layers.Reshape((base, base, g.gen_base_width), dtype=policy)]
-    for width, stride in zip(g.gen_widths, g.gen_strides):
+    for width, stride in zip(g.gen_widths, g.gen_strides[:-1], strict=True):
         stack += [layers.Conv2DTranspose(width, g.kernel_size, stride, padding="same",
                                          use_bias=False, dtype=policy),
                   layers.BatchNormalization(dtype=policy),

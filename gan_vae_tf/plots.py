@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -94,7 +95,7 @@ def loss_curves(history: dict[str, Sequence[float]], path: str | os.PathLike,
               ("nats per image", [k for k in history if k.endswith(("elbo", "log_px_z", "kl"))])]
     groups = [(label, keys) for label, keys in groups if keys]
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.6), squeeze=False)
-    for ax, (label, keys) in zip(axes[0], groups):
+    for ax, (label, keys) in zip(axes[0], groups, strict=True):
         for key in keys:
             ax.plot(epochs, history[key], marker="o", ms=3, label=key)
         ax.set_xlabel("epoch")

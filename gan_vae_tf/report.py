@@ -14,12 +14,11 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
-from gan_vae_tf import console
-from gan_vae_tf import rundir
+from gan_vae_tf import console, rundir
 from gan_vae_tf.errors import UserError
 from gan_vae_tf.quality import kid_text
 
@@ -115,12 +114,14 @@ def figures(run: Run, out: Path) -> list[Path]:
                                        "d_fake": history["d_fake"]}, out / "d_real_fake.png",
                                       "mean D(x) and D(G(z)) per epoch"))
     cfg = Config.from_dict(run.config)
-    for name, path in diagrams.network_diagrams(cfg, out).items():
-        made.append(Path(path))
+    made += [Path(path) for path in diagrams.network_diagrams(cfg, out).values()]
     if cfg.model == "vae":
         _, model = load_run(run.path)
         dataset = data.load(cfg.data)
-        decode = lambda z: keras.ops.convert_to_numpy(keras.ops.sigmoid(model.decode(np.asarray(z, "float32"))))
+
+        def decode(z):
+            return keras.ops.convert_to_numpy(keras.ops.sigmoid(model.decode(np.asarray(z, "float32"))))
+
         idx = data.sample_indices(len(dataset.test), 2000)
         test = dataset.test if idx is None else dataset.test[idx]
         means = np.concatenate([keras.ops.convert_to_numpy(model.encode(

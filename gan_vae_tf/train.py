@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 from gan_vae_tf import config as config_lib
-from gan_vae_tf import console
-from gan_vae_tf import rundir
+from gan_vae_tf import console, rundir
 from gan_vae_tf.errors import Interrupted, NonFiniteLoss, StorageError, UserError
 
 log = logging.getLogger("gan_vae_tf")

@@ -7,8 +7,8 @@ import pytest
 
 from benchmarks import profiling
 from benchmarks.common import TimeBudget
-from helpers import tiny_config
 from gan_vae_tf import data, models
+from helpers import tiny_config
 
 
 class FakeClock:

@@ -61,7 +61,8 @@ class FakeClock:
         return self.now
 
 
-def _saver(every=10.0, start=Position(0), stop=None, steps=5):
+def _saver(every=10.0, start=None, stop=None, steps=5):
+    start = Position(0) if start is None else start
     state, clock = RecordingState(), FakeClock()
     order = data.EpochOrder(steps * 4, 4, seed=0)
     saver = checkpoint.Checkpoint("unused", state, order, every, start, stop, clock)

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from helpers import shared_data, tiny_config, write_mnist
 from gan_vae_tf import data
 from gan_vae_tf.config import DataConfig
 from gan_vae_tf.errors import UserError
+from helpers import shared_data, tiny_config
 
 
 def test_gan_batches_are_float32_in_minus_one_to_one():

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFont
 
-from helpers import tiny_config
 from gan_vae_tf import config as config_lib
 from gan_vae_tf import diagrams, models, networks
+from helpers import tiny_config
 
 PRESETS = list(config_lib.PRESETS)
 NAMES = {"gan": {"generator", "discriminator"}, "vae": {"encoder", "decoder"}}

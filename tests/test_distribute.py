@@ -50,7 +50,7 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(tmp_path, blob_dir, pres
     mirrored, log = _run(tmp_path / "mirrored", preset, blob_dir, "mirrored", lr)
     assert "over 2 replicas" in log
     assert len(single) == len(mirrored) == 2
-    for a, b in zip(single, mirrored):
+    for a, b in zip(single, mirrored, strict=True):
         for key in keys:
             assert float(b[key]) == pytest.approx(float(a[key]), rel=rel), key
     moved = {"vae-mnist": ("loss", 0.6 * 543), "gan-mnist": ("d_loss", 0.85 * 1.386)}[preset]

@@ -1,11 +1,10 @@
-import gzip
 
 import numpy as np
 import pytest
 
-from helpers import write_idx
 from gan_vae_tf.errors import UserError
 from gan_vae_tf.idx import read_idx, read_idx_pair
+from helpers import write_idx
 
 
 @pytest.mark.parametrize("name", ["images-idx3-ubyte", "images-idx3-ubyte.gz"])

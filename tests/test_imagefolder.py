@@ -12,7 +12,12 @@ import pytest
 from PIL import Image
 
 from gan_vae_tf.errors import UserError
-from gan_vae_tf.imagefolder import IMAGE_EXTENSIONS, FolderImages, list_image_files, load_image_folder
+from gan_vae_tf.imagefolder import (
+    IMAGE_EXTENSIONS,
+    FolderImages,
+    list_image_files,
+    load_image_folder,
+)
 
 ANIME_FACES = Path(__file__).resolve().parents[2] / "shared/data/anime-faces"
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)

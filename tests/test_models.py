@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import tiny_config
 from gan_vae_tf import data, losses, models
 from gan_vae_tf.layers import Reparameterize
+from helpers import tiny_config
 
 
 def _batches(cfg, n=32):
@@ -22,7 +22,7 @@ def test_one_train_step_changes_every_network_and_keeps_losses_finite(preset):
     logs = model.train_step(next(iter(_batches(cfg))))
     assert all(np.isfinite(float(v)) for v in logs.values())
     for name, part in model.networks().items():
-        changed = [not np.allclose(a, b.numpy()) for a, b in zip(before[name], part.trainable_weights)]
+        changed = [not np.allclose(a, b.numpy()) for a, b in zip(before[name], part.trainable_weights, strict=True)]
         assert any(changed), f"{name} did not change"
 
 
@@ -87,7 +87,10 @@ def test_every_precision_trains_with_finite_float32_losses_and_float32_variables
 
 def test_gan_losses_from_logits_match_their_definitions():
     real, fake = tf.constant([[2.0], [-1.0]]), tf.constant([[0.5], [-3.0]])
-    sp = lambda t: np.log1p(np.exp(t))  # softplus
+
+    def sp(t):  # softplus
+        return np.log1p(np.exp(t))
+
     expected_d = np.mean(sp(-real.numpy())) + np.mean(sp(fake.numpy()))
     assert float(losses.discriminator_loss(real, fake)) == pytest.approx(expected_d, rel=1e-6)
     assert float(losses.generator_loss(fake)) == pytest.approx(np.mean(sp(-fake.numpy())), rel=1e-6)
@@ -110,7 +113,7 @@ def test_mixed_float16_counts_skipped_loss_scale_steps_instead_of_failing():
     model.d_optimizer.dynamic_scale.assign(3e38)  # the scaled loss overflows to inf
     logs = model.train_step(batch)
     assert float(logs["skipped_steps"]) == 1.0 and np.isfinite(float(logs["d_loss"]))
-    assert all(np.array_equal(a, b.numpy()) for a, b in zip(before, model.discriminator.trainable_weights))
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(before, model.discriminator.trainable_weights, strict=True))
     assert float(model.d_optimizer.dynamic_scale.numpy()) < 3e38  # the scaler backed off
 
 

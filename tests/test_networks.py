@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from helpers import tiny_config
 from gan_vae_tf import config as config_lib
 from gan_vae_tf import networks
+from helpers import tiny_config
 
 
 @pytest.mark.parametrize("preset, shape", [("gan-mnist", (28, 28, 1)), ("gan-anime", (64, 64, 3))])
@@ -28,25 +28,25 @@ def test_encoder_gives_mean_and_logvar_and_decoder_gives_image_logits(preset, sh
 def test_mnist_networks_follow_the_tutorial_layouts():
     cfg = config_lib.preset("gan-mnist")
     gen = networks.generator(cfg)
-    transposed = [l for l in gen.layers if l.__class__.__name__ == "Conv2DTranspose"]
-    assert [(l.filters, l.strides, l.kernel_size) for l in transposed] == [
+    transposed = [layer for layer in gen.layers if layer.__class__.__name__ == "Conv2DTranspose"]
+    assert [(layer.filters, layer.strides, layer.kernel_size) for layer in transposed] == [
         (128, (1, 1), (5, 5)), (64, (2, 2), (5, 5)), (1, (2, 2), (5, 5))]
     assert gen.layers[0].units == 7 * 7 * 256
     vae = config_lib.preset("vae-mnist")
     enc = networks.encoder(vae)
-    convs = [l for l in enc.layers if l.__class__.__name__ == "Conv2D"]
-    assert [(l.filters, l.strides) for l in convs] == [(32, (2, 2)), (64, (2, 2))]
+    convs = [layer for layer in enc.layers if layer.__class__.__name__ == "Conv2D"]
+    assert [(layer.filters, layer.strides) for layer in convs] == [(32, (2, 2)), (64, (2, 2))]
     assert networks.decoder(vae).layers[0].units == 7 * 7 * 32
 
 
 def test_dcgan64_maps_match_the_report():
     cfg = config_lib.preset("gan-anime")
     gen, disc = networks.generator(cfg), networks.discriminator(cfg)
-    shapes = [l.output.shape[1:] for l in gen.layers if l.__class__.__name__ == "Conv2DTranspose"]
+    shapes = [layer.output.shape[1:] for layer in gen.layers if layer.__class__.__name__ == "Conv2DTranspose"]
     assert [tuple(s) for s in shapes] == [(8, 8, 256), (16, 16, 128), (32, 32, 64), (64, 64, 3)]
     assert gen.layers[3].output.shape[1:] == (4, 4, 512)
-    convs = [l for l in disc.layers if l.__class__.__name__ == "Conv2D"]
-    assert [tuple(l.output.shape[1:]) for l in convs] == [(32, 32, 64), (16, 16, 128), (8, 8, 256), (4, 4, 512)]
+    convs = [layer for layer in disc.layers if layer.__class__.__name__ == "Conv2D"]
+    assert [tuple(layer.output.shape[1:]) for layer in convs] == [(32, 32, 64), (16, 16, 128), (8, 8, 256), (4, 4, 512)]
 
 
 @pytest.mark.parametrize("preset", list(config_lib.PRESETS))

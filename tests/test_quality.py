@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import tiny_config
 from gan_vae_tf import data, evaluate, quality
+from helpers import tiny_config
 
 
 def label_sorted_digits(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -150,8 +150,8 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, mnist_dir):
 
 @pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
 def test_checkpoint_restores_weights_optimizer_and_random_streams(tmp_path, preset):
-    from helpers import tiny_config
     from gan_vae_tf import checkpoint, data, models
+    from helpers import tiny_config
 
     cfg = tiny_config(preset)
     batches = data.pipeline(data.synthetic(40).train, cfg, training=True)
@@ -167,8 +167,8 @@ def test_checkpoint_restores_weights_optimizer_and_random_streams(tmp_path, pres
     fresh = models.build(cfg)
     restored = checkpoint.RunState(fresh, {"noise": np.zeros((2, 3), "float32")})
     assert restored.restore(tmp_path) == checkpoint.Position(1)
-    assert all(np.array_equal(a, v.numpy()) for a, v in zip(saved_rng, restored.rng))
-    assert all(np.array_equal(a, w.numpy()) for a, w in zip(saved_weights, fresh.weights))
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(saved_rng, restored.rng, strict=True))
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(saved_weights, fresh.weights, strict=True))
     assert np.array_equal(restored.fixed["noise"].numpy(), np.ones((2, 3)))
     optimizer = fresh.g_optimizer if preset == "gan-mnist" else fresh.vae_optimizer
     assert int(optimizer.iterations.numpy()) == len(list(batches))
