@@ -92,9 +92,6 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
         sections = {f.name: f.type for f in fields(cls)}

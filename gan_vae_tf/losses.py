@@ -20,26 +20,25 @@ def _sum_per_image(x):
     return ops.sum(ops.reshape(x, (ops.shape(x)[0], -1)), axis=1)
 
 
-def bce_with_logits(labels, logits):
-    """Elementwise binary cross-entropy, stable for large |logits|."""
-    logits, labels = _f32(logits), _f32(labels)
-    return ops.relu(logits) - logits * labels + ops.log1p(ops.exp(-ops.abs(logits)))
+def _bce(labels, logits):
+    """Elementwise binary cross-entropy from logits (Keras' stable form), in float32."""
+    return ops.binary_crossentropy(_f32(labels), _f32(logits), from_logits=True)
 
 
 def discriminator_loss(real_logits, fake_logits):
     """Mean BCE of calling real images real (1) and generated images fake (0)."""
-    return (ops.mean(bce_with_logits(ops.ones_like(real_logits), real_logits))
-            + ops.mean(bce_with_logits(ops.zeros_like(fake_logits), fake_logits)))
+    return (ops.mean(_bce(ops.ones_like(real_logits), real_logits))
+            + ops.mean(_bce(ops.zeros_like(fake_logits), fake_logits)))
 
 
 def generator_loss(fake_logits):
     """The non-saturating generator loss: BCE of the discriminator calling fakes real."""
-    return ops.mean(bce_with_logits(ops.ones_like(fake_logits), fake_logits))
+    return ops.mean(_bce(ops.ones_like(fake_logits), fake_logits))
 
 
 def bernoulli_log_prob(x, logits):
     """log p(x | logits) summed over pixels, for binary x."""
-    return -_sum_per_image(bce_with_logits(x, logits))
+    return -_sum_per_image(_bce(x, logits))
 
 
 def gaussian_log_prob(x, mean, sigma: float):

@@ -241,8 +241,9 @@ def pyramid_levels(size: int, min_resolution: int = 16) -> int:
     return levels
 
 
-def _laplacian_levels(images: np.ndarray, levels: int) -> Iterator[np.ndarray]:
-    """Yield one level at a time so only the current and next-coarser levels are held in memory."""
+def laplacian_pyramid(images: np.ndarray, levels: int) -> Iterator[np.ndarray]:
+    """Band-pass residuals from finest to coarsest, the last level being the low-pass image
+    itself; yielded one at a time so only the current and next-coarser levels are in memory."""
     current = np.array(images, np.float32)
     for _ in range(1, levels):
         coarser = _halve(_halve(current, 1), 2)
@@ -250,11 +251,6 @@ def _laplacian_levels(images: np.ndarray, levels: int) -> Iterator[np.ndarray]:
         yield current
         current = coarser
     yield current
-
-
-def laplacian_pyramid(images: np.ndarray, levels: int) -> list[np.ndarray]:
-    """Band-pass residuals from finest to coarsest, the last level being the low-pass image itself."""
-    return list(_laplacian_levels(images, levels))
 
 
 def _patch_descriptors(level: np.ndarray, patch_size: int, per_image: int,
@@ -312,7 +308,7 @@ def sliced_wasserstein_distance(images_a: np.ndarray, images_b: np.ndarray, patc
     rng = np.random.default_rng(seed)
     levels = pyramid_levels(min(a.shape[1:3]), min_resolution)
     results = []
-    for level_a, level_b in zip(_laplacian_levels(a, levels), _laplacian_levels(b, levels), strict=True):
+    for level_a, level_b in zip(laplacian_pyramid(a, levels), laplacian_pyramid(b, levels), strict=True):
         desc_a = _patch_descriptors(level_a, patch_size, patches_per_image, rng)
         desc_b = _patch_descriptors(level_b, patch_size, patches_per_image, rng)
         n = min(len(desc_a), len(desc_b))
