@@ -46,7 +46,7 @@ def _feature_metrics(real: np.ndarray, other: np.ndarray, k: int = 3) -> dict:
 
 def kid_text(m: dict, digits: int = 4) -> str:
     """KID with its spread only when it was measured over several subsets, and saying how many
-    (metrics.json files written before the subset count was recorded show no spread)."""
+    (metrics files written before the subset count was recorded show no spread)."""
     text = f"{m['kid']:.{digits}f}"
     if m.get("kid_std") is not None and m.get("kid_subsets", 1) > 1:
         text += f" ± {m['kid_std']:.{digits}f} (std over {m['kid_subsets']} subsets of {m['kid_subset_size']})"
