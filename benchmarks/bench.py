@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if not __package__:  # run as a file (python benchmarks/x.py): find the `benchmarks` package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import OUT, ROOT, cpu_name, images_for, preset_config, project_model  # noqa: E402
 

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if not __package__:  # run as a file (python benchmarks/x.py): find the `benchmarks` package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import OUT, TimeBudget, cpu_name, preset_config  # noqa: E402
 
