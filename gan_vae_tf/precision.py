@@ -8,7 +8,10 @@ import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
-_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+# Only AMX makes bfloat16 pay on a CPU. On a Xeon with AVX512-BF16 but no AMX, TensorFlow's
+# bf16 matmuls and convolutions measured 2-3.5x slower than float32 (benchmarks/bench.py's
+# matmul peak: 0.03-0.04 against 0.06-0.08 TFLOP/s; a DCGAN-MNIST step 37 against 73-130 img/s).
+_BF16_FLAGS = ("amx_bf16",)
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
@@ -25,9 +28,9 @@ def resolve(precision: str, gpus: int | None = None, flags: set[str] | None = No
             ) -> tuple[str, str]:
     """The Keras dtype policy for `precision`, and why it was chosen.
 
-    `auto`: mixed_float16 on a GPU (tensor cores), mixed_bfloat16 on a CPU whose flags show
-    AMX or AVX512-BF16 (oneDNN runs bf16 matmuls natively), float32 otherwise (bf16 would be
-    emulated there and run slower than float32).
+    `auto`: mixed_float16 on a GPU (tensor cores), mixed_bfloat16 on a CPU with AMX (oneDNN
+    runs bf16 matmuls on its tiles), float32 otherwise (bf16 runs slower than float32 there,
+    AVX512-BF16 included).
     """
     if precision != "auto":
         return precision, "asked for"
@@ -38,4 +41,4 @@ def resolve(precision: str, gpus: int | None = None, flags: set[str] | None = No
     native = [f for f in _BF16_FLAGS if f in flags]
     if native:
         return "mixed_bfloat16", f"CPU has {', '.join(native)}"
-    return "float32", "no GPU and no AMX/AVX512-BF16 on this CPU"
+    return "float32", "no GPU and no AMX on this CPU"
