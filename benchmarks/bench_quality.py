@@ -1,10 +1,16 @@
-"""Time to quality: the default DCGAN-MNIST trained for a fixed wall-clock budget.
+"""Time to quality: recipes trained side by side for the same wall-clock budget, one at a time.
 
-`make bench-quality` trains the `gan-mnist` preset exactly as `train.py` would (same model,
-pipeline and precision) for `--minutes` of training time, and every `--every` seconds scores
-`--num` generated images with the project's evaluation metrics (classifier score and FID in the
-digit classifier's features, against held-out test digits). Scoring time is not charged to the
-budget. Writes experiments/bench/quality.{json,md,png} and the last sample grid.
+`make bench-quality` trains, for each suite, the reports' settings and the default recipe
+exactly as `train.py` builds them (same model, pipeline and precision), each for `--minutes` of
+training, and scores the samples every `--every` seconds with the project's own metrics:
+  - mnist: classifier score, FID, precision/recall in the digit classifier's features, against
+    held-out test digits, beside the real-data floor (two disjoint test sets);
+  - anime: SWD x 1e3 on Laplacian-pyramid patches against held-out faces, beside its floor.
+Scoring time is charged to neither side; start-up (building, tracing) is. The headline is the
+ratio of the two recipes' minutes to reach each threshold, measured in the same run. An arm is
+`preset` or `preset:section.key=value,...` (e.g. `gan-mnist:gan.ema_decay=0`), so the same
+script also runs ablations. Writes experiments/bench/quality-<suite>.{json,md,png} and the
+sample grid of every arm at every probe.
 """
 from __future__ import annotations
 
@@ -17,138 +23,283 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-if not __package__:  # run as a file (python benchmarks/x.py): find the `benchmarks` package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as a file: make `benchmarks.common` importable
+    sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import OUT, TimeBudget, cpu_name, preset_config  # noqa: E402
+from benchmarks.common import cpu_name  # noqa: E402
 
-TARGET_CLASSIFIER_SCORE = 9.0
+SUITES = {
+    "mnist": {"arms": ("gan-mnist-report", "gan-mnist"), "minutes": 10.0, "num": 2000},
+    "anime": {"arms": ("gan-anime-report", "gan-anime"), "minutes": 30.0, "num": 1000},
+}
+# Thresholds a "minutes to reach" column is computed for: (metric, comparison, value or a
+# multiple of the real-data floor).
+THRESHOLDS = {
+    "mnist": [("classifier_score", ">=", 8.0, None), ("classifier_score", ">=", 9.0, None),
+              ("fid", "<=", None, 5.0)],
+    # 47.7 is half of the report DCGAN-64's SWD after 5 epochs (95.4, experiments/RESULTS.md).
+    "anime": [("swd", "<=", 80.0, None), ("swd", "<=", 47.7, None), ("swd", "<=", None, 3.0)],
+}
 
 
-def quality_curve(points: list[dict], floor: dict, path: Path, title: str) -> None:
-    """Classifier score and FID against minutes of training, with the real-data floor."""
+def parse_arm(text: str) -> tuple[str, list[str]]:
+    """`preset:a.b=1,c.d=2,3` -> (preset, ["a.b=1", "c.d=2,3"]): a piece without "=" continues
+    the previous value (a tuple such as gan.gen_widths=64,32)."""
+    preset, _, rest = text.partition(":")
+    sets: list[str] = []
+    for piece in filter(None, rest.split(",")):
+        if "=" in piece or not sets:
+            sets.append(piece)
+        else:
+            sets[-1] += "," + piece
+    return preset, sets
+
+
+class Budget:
+    """Wall-clock training budget with probes every `every` seconds; probe time is not charged.
+
+    Used as a Keras callback: the clock starts when `fit()` starts (tracing is charged), the
+    first probe runs before the first step, the last when the budget is spent.
+    """
+
+    def __init__(self, budget: float, every: float, probe, batch_size: int):
+        import keras
+
+        class _Callback(keras.callbacks.Callback):
+            def on_train_begin(cb, logs=None):
+                self.start = time.perf_counter()
+                self._record(cb.model, 0.0)
+
+            def on_train_batch_end(cb, batch, logs=None):
+                self.steps += 1
+                spent = time.perf_counter() - self.start - self.uncharged
+                if spent >= self.next_probe or spent >= self.budget:
+                    self._record(cb.model, spent)
+                    while self.next_probe <= spent:
+                        self.next_probe += self.every
+                if spent >= self.budget:
+                    cb.model.stop_training = True
+
+        self.budget, self.every, self.probe, self.batch_size = budget, every, probe, batch_size
+        self.callback = _Callback()
+        self.points: list[dict] = []
+        self.steps, self.uncharged, self.next_probe, self.start = 0, 0.0, every, 0.0
+
+    def _record(self, model, spent: float) -> None:
+        paused = time.perf_counter()
+        point = {"train_seconds": round(spent, 2), "steps": self.steps,
+                 "images_seen": self.steps * self.batch_size, **self.probe(model, spent)}
+        self.points.append(point)
+        self.uncharged += time.perf_counter() - paused
+
+
+def reached(points: list[dict], key: str, op: str, value: float) -> float | None:
+    """Training seconds of the first probe that meets `key op value`, None if none does."""
+    for p in points:
+        if (p[key] >= value) if op == ">=" else (p[key] <= value):
+            return p["train_seconds"]
+    return None
+
+
+def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path) -> dict:
+    from dataclasses import replace
+
+    import keras
+
+    from gan_vae_tf import config as config_lib
+    from gan_vae_tf import data, evaluate, models, plots, precision
+
+    preset, sets = parse_arm(arm)
+    cfg = config_lib.override(config_lib.preset(preset), sets)
+    cfg = replace(cfg, train=replace(cfg.train, seed=args.seed))
+    keras.utils.set_random_seed(cfg.train.seed)
+    policy, why = precision.resolve(args.precision or cfg.train.precision)
+    model = models.build(cfg, policy)
+    safe = arm.replace(":", "_").replace("=", "-").replace(",", "_").replace("/", "-")
+    folder = grids / safe
+    folder.mkdir(parents=True, exist_ok=True)
+    noise = keras.random.normal((16, cfg.gan.noise_dim), seed=1234)
+
+    def probe(m, spent: float) -> dict:
+        images = keras.ops.convert_to_numpy(m.sampler(noise, training=False))
+        plots.save_png(plots.grid(plots.to_uint8(images, (-1.0, 1.0)), 4),
+                       folder / f"minute_{spent / 60:05.2f}.png", 2 if suite == "mnist" else 1)
+        point = scorer(evaluate.generate(m, args.num))
+        print(f"  {arm} {spent / 60:5.2f} min: " + ", ".join(f"{k} {v:.3f}" for k, v in point.items()),
+              flush=True)
+        return point
+
+    budget = Budget(args.minutes * 60, args.every, probe, cfg.train.batch_size)
+    ds = data.pipeline(dataset.train, cfg, training=True)
+    print(f"{arm}: precision {policy} ({why}), batch {cfg.train.batch_size}, "
+          f"budget {args.minutes:g} min", flush=True)
+    wall = time.perf_counter()
+    model.fit(ds.repeat(), epochs=1, steps_per_epoch=10**9, callbacks=[budget.callback], verbose=0)
+    return {"arm": arm, "preset": preset, "overrides": sets, "precision": policy,
+            "batch_size": cfg.train.batch_size, "points": budget.points,
+            "wall_seconds_including_scoring": round(time.perf_counter() - wall, 1),
+            "grids": str(folder.relative_to(grids.parent))}
+
+
+def make_scorer(suite: str, dataset, num: int):
+    """A function of generated uint8 images -> metrics, and the real-data floor."""
+    from gan_vae_tf import classifier, quality
+
+    n = quality.reference_size(num, len(dataset.test))
+    real, reference = quality.real_sets(dataset.test, n)
+    if suite == "mnist":
+        clf, accuracy = classifier.train_or_load("mnist", dataset.train, dataset.train_labels,
+                                                 dataset.test, dataset.test_labels)
+        keys = ("classifier_score", "fid", "precision", "recall")
+        first = quality.classifier_quality(clf, real, reference, reference)
+        floor = {k: first["real_floor"][k] for k in keys}
+
+        def score(fake):
+            q = quality.classifier_quality(clf, real, reference, fake[:n])
+            return {k: float(q["model"][k]) for k in keys}
+        return score, floor, {"classifier_test_accuracy": accuracy, "images_per_score": n}
+
+    floor = quality.patch_quality(real, reference, reference)["real_floor"]
+
+    def score(fake):
+        return {"swd": float(quality.patch_quality(real, reference, fake[:n])["model"]["swd"])}
+    return score, floor, {"images_per_score": n}
+
+
+def thresholds_table(suite: str, arms: list[dict], floor: dict, budget_min: float) -> tuple[list, str]:
+    rows, lines = [], []
+    names = [a["arm"] for a in arms]
+    lines += ["| threshold | " + " | ".join(f"minutes, {n}" for n in names)
+              + (" | ratio (first / last)" if len(arms) > 1 else "") + " |",
+              "|---|" + "---|" * (len(arms) + (1 if len(arms) > 1 else 0))]
+    for key, op, value, times_floor in THRESHOLDS[suite]:
+        target = value if value is not None else times_floor * floor[key]
+        label = (f"{key} {op} {target:g}" if times_floor is None
+                 else f"{key} {op} {times_floor:g}x floor ({target:.3g})")
+        times = [reached(a["points"], key, op, target) for a in arms]
+        cells = [f"{t / 60:.1f}" if t is not None else f"> {budget_min:g} (not reached)" for t in times]
+        ratio = None
+        if len(arms) > 1 and times[-1] is not None:
+            first = times[0] if times[0] is not None else budget_min * 60
+            ratio = first / max(times[-1], 1e-9)
+            cells.append(("" if times[0] is not None else "> ") + f"{ratio:.1f}x")
+        elif len(arms) > 1:
+            cells.append("n/a")
+        rows.append({"threshold": label, "seconds": times, "ratio": ratio,
+                     "ratio_is_lower_bound": times[0] is None})
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return rows, "\n".join(lines)
+
+
+def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    minutes = [p["train_seconds"] / 60 for p in points]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, key, label in ((axes[0], "classifier_score", "classifier score (higher is better)"),
-                           (axes[1], "fid", "FID, classifier features (lower is better)")):
-        ax.plot(minutes, [p[key] for p in points], marker="o", ms=4, label="DCGAN samples")
-        ax.axhline(floor[key], color="gray", ls="--", label="real test digits")
-        if key == "classifier_score":
-            ax.axhline(TARGET_CLASSIFIER_SCORE, color="tab:red", ls=":", label="target 9.0")
-        ax.set_xlabel("minutes of training")
+    keys = (("classifier_score", "classifier score (higher is better)", False),
+            ("fid", "FID, classifier features (lower is better)", True)) if suite == "mnist" else \
+        (("swd", "SWD x 1e3, Laplacian patches (lower is better)", True),)
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.9), squeeze=False)
+    for ax, (key, label, log) in zip(axes[0], keys):
+        for a in arms:
+            ax.plot([p["train_seconds"] / 60 for p in a["points"]], [p[key] for p in a["points"]],
+                    marker="o", ms=3, label=a["arm"])
+        ax.axhline(floor[key], color="gray", ls="--", label="real data (floor)")
+        for k, op, value, times_floor in THRESHOLDS[suite]:
+            if k == key and value is not None:
+                ax.axhline(value, color="tab:red", ls=":", lw=0.8)
+        ax.set_xlabel("minutes of training (scoring not charged)")
         ax.set_ylabel(label)
+        if log:
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[1].set_yscale("log")
-    fig.suptitle(title, fontsize=10)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def main() -> int:
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    lines = [f"Suite {r['suite']}: each arm trained for {r['budget_minutes']:g} minutes on "
+             f"{m['cpu']} ({m['cores']} cores), one arm at a time, scored every "
+             f"{r['every_seconds']:g} s on {r['extra']['images_per_score']} generated images "
+             f"against as many held-out real ones (scoring time not charged).", ""]
+    lines += [r["thresholds_markdown"], ""]
+    keys = list(r["floor"])
+    for a in r["arms"]:
+        lines += [f"**{a['arm']}** ({a['precision']}, batch {a['batch_size']})", "",
+                  "| minutes | steps | images seen | " + " | ".join(keys) + " |",
+                  "|---|---|---|" + "---|" * len(keys)]
+        for p in a["points"]:
+            lines.append(f"| {p['train_seconds'] / 60:.1f} | {p['steps']} | {p['images_seen']} | "
+                         + " | ".join(f"{p[k]:.3g}" for k in keys) + " |")
+        lines.append("| real data (floor) | | | " + " | ".join(f"{r['floor'][k]:.3g}" for k in keys) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default="gan-mnist")
-    p.add_argument("--minutes", type=float, default=10.0, help="training wall-clock budget")
+    p.add_argument("--suite", choices=(*SUITES, "all"), default="mnist")
+    p.add_argument("--arms", nargs="+", help="presets (preset:section.key=value,...) to compare; "
+                                             "default: the suite's report preset and default preset")
+    p.add_argument("--minutes", type=float, help="training budget per arm (mnist 10, anime 30)")
     p.add_argument("--every", type=float, default=60.0, help="seconds of training between scores")
-    p.add_argument("--num", type=int, default=2000, help="generated images per score")
+    p.add_argument("--num", type=int, help="generated images per score (mnist 2000, anime 1000)")
+    p.add_argument("--precision", help="override every arm's precision (default: the preset's)")
     p.add_argument("--data-dir", default=os.environ.get("GAN_VAE_TF_DATA_DIR"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(OUT))
-    args = p.parse_args()
+    p.add_argument("--out", default=str(ROOT / "experiments" / "bench"))
+    p.add_argument("--tag", default="", help="suffix of the output names (for ablations)")
+    args = p.parse_args(argv)
 
     from dataclasses import replace
 
-    import keras
-
-    from gan_vae_tf import classifier, data, evaluate, models, plots, precision, quality
+    from gan_vae_tf import config as config_lib
+    from gan_vae_tf import data
     from gan_vae_tf.errors import UserError
 
-    cfg = preset_config(args.preset, args.data_dir)
-    cfg = replace(cfg, train=replace(cfg.train, seed=args.seed))
-    try:
-        dataset = data.load(cfg.data)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if cfg.data.dataset not in quality.CLASSIFIER_DATASETS or dataset.train_labels is None:
-        print(f"error: {args.preset} has no labelled digit data to score with", file=sys.stderr)
-        return 2
-    clf, accuracy = classifier.train_or_load(cfg.data.dataset, dataset.train, dataset.train_labels,
-                                             dataset.test, dataset.test_labels)
-    n = quality.reference_size(args.num, len(dataset.test))
-    real, reference = quality.real_sets(dataset.test, n)
-
-    floor = {}
-
-    def score(model) -> dict:
-        q = quality.classifier_quality(clf, real, reference, evaluate.generate(model, n))
-        floor.update(q["real_floor"])
-        point = {k: q["model"][k] for k in ("classifier_score", "fid", "precision", "recall")}
-        print(f"  {point}", flush=True)
-        return point
-
-    keras.utils.set_random_seed(cfg.train.seed)
-    policy, why = precision.resolve(cfg.train.precision)
-    model = models.build(cfg, policy)
-    clock = TimeBudget(args.minutes * 60, args.every, score, cfg.train.batch_size)
-    ds = data.pipeline(dataset.train, cfg, training=True)
-    print(f"{args.preset}: {len(dataset.train)} images from {dataset.source}, precision {policy} "
-          f"({why}), batch {cfg.train.batch_size}; budget {args.minutes:g} min", flush=True)
-    wall = time.perf_counter()
-    model.fit(ds, epochs=10_000, callbacks=[clock], verbose=0)
-    wall = time.perf_counter() - wall
-
-    points = clock.points
-    best = max(p["classifier_score"] for p in points)
-    reached = next((p["train_seconds"] for p in points
-                    if p["classifier_score"] >= TARGET_CLASSIFIER_SCORE), None)
-    result = {"preset": args.preset, "machine": {"cpu": cpu_name(), "cores": os.cpu_count(),
-                                                 "python": platform.python_version()},
-              "precision": policy, "batch_size": cfg.train.batch_size,
-              "train_images": len(dataset.train), "budget_minutes": args.minutes,
-              "images_per_score": n, "classifier_test_accuracy": accuracy,
-              "real_floor": {k: floor[k] for k in ("classifier_score", "fid", "precision", "recall")},
-              "points": points, "best_classifier_score": best,
-              "target_classifier_score": TARGET_CLASSIFIER_SCORE,
-              "target_reached_after_seconds": reached, "wall_seconds_including_scoring": wall,
-              "data": dataset.source}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "quality.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "quality.md").write_text(markdown(result))
-    title = (f"{args.preset}, {result['machine']['cpu']} ({result['machine']['cores']} cores), "
-             f"{policy}, batch {cfg.train.batch_size}, {n} samples per point")
-    quality_curve(points, result["real_floor"], out / "quality.png", title)
-    plots.save_png(plots.grid(evaluate.generate(model, 16), 4), out / "quality_samples.png", 2)
-    print(markdown(result))
+    for suite in (SUITES if args.suite == "all" else (args.suite,)):
+        spec = SUITES[suite]
+        arms = args.arms or list(spec["arms"])
+        minutes, num = args.minutes or spec["minutes"], args.num or spec["num"]
+        run_args = argparse.Namespace(**{**vars(args), "minutes": minutes, "num": num})
+        cfg = config_lib.preset(parse_arm(arms[0])[0])
+        if args.data_dir:
+            cfg = replace(cfg, data=replace(cfg.data, data_dir=args.data_dir))
+        try:
+            dataset = data.load(cfg.data)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if suite == "mnist" and dataset.train_labels is None:
+            print("error: the mnist suite needs labelled digits to train its classifier", file=sys.stderr)
+            return 2
+        scorer, floor, extra = make_scorer(suite, dataset, num)
+        print(f"{suite}: {len(dataset.train)} train images from {dataset.source}; floor {floor}",
+              flush=True)
+        out = Path(args.out)
+        name = f"quality-{suite}{args.tag}"
+        grids = out / f"{name}-grids"
+        results = [run_arm(arm, suite, dataset, scorer, run_args, grids) for arm in arms]
+        rows, table = thresholds_table(suite, results, floor, minutes)
+        result = {"suite": suite, "machine": {"cpu": cpu_name(), "cores": os.cpu_count(),
+                                              "python": platform.python_version()},
+                  "data": dataset.source, "train_images": len(dataset.train),
+                  "budget_minutes": minutes, "every_seconds": args.every, "floor": floor,
+                  "extra": extra, "thresholds": rows, "thresholds_markdown": table,
+                  "arms": results}
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out / f"{name}.md").write_text(markdown(result))
+        title = (f"{suite}: {result['machine']['cpu']} ({result['machine']['cores']} cores), "
+                 f"{num} samples per point, scoring not charged")
+        curves(suite, results, floor, out / f"{name}.png", title)
+        print(markdown(result), flush=True)
     return 0
-
-
-def markdown(r: dict) -> str:
-    m = r["machine"]
-    lines = [f"{r['preset']} for {r['budget_minutes']:g} minutes of training on {m['cpu']} "
-             f"({m['cores']} cores), {r['precision']}, batch {r['batch_size']}; "
-             f"{r['images_per_score']} generated vs {r['images_per_score']} test digits per point "
-             f"(classifier test accuracy {r['classifier_test_accuracy']:.4f}).", "",
-             "| minutes | steps | images seen | epochs | classifier score | FID | precision | recall |",
-             "|---|---|---|---|---|---|---|---|"]
-    for p in r["points"]:
-        lines.append(f"| {p['train_seconds'] / 60:.1f} | {p['steps']} | {p['images_seen']} "
-                     f"| {p['images_seen'] / r['train_images']:.2f} | {p['classifier_score']:.2f} | {p['fid']:.1f} "
-                     f"| {p['precision']:.2f} | {p['recall']:.2f} |")
-    f = r["real_floor"]
-    lines.append(f"| real test digits | | | | {f['classifier_score']:.2f} | {f['fid']:.1f} "
-                 f"| {f['precision']:.2f} | {f['recall']:.2f} |")
-    reached = r["target_reached_after_seconds"]
-    lines += ["", f"Target classifier score {r['target_classifier_score']}: "
-              + (f"reached after {reached / 60:.1f} min." if reached is not None else
-                 f"not reached (best {r['best_classifier_score']:.2f}).")]
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -44,6 +44,10 @@ class GANConfig:
     disc_batchnorm: bool = False  # on every conv after the first, as in DCGAN-64
     disc_dropout: float = 0.3
     leaky_slope: float = 0.3
+    disc_learning_rate: float | None = None  # None: train.learning_rate (TTUR when it differs)
+    label_smoothing: float = 0.0  # one-sided: the discriminator's target for real images is 1 - this
+    ema_decay: float = 0.0  # generator EMA; 0 keeps none
+    sample_with_ema: bool = True  # PNGs, evaluate and report sample the EMA generator when kept
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"
     steps_per_execution: int = 1
+    steps_per_epoch: int | None = None  # None: one pass over the data; else a fixed step count
     deterministic: bool = False  # TensorFlow op determinism: identical losses for one seed
     strategy: str = "default"  # tf.distribute: default, mirrored, multiworker
     checkpoint_every: float = 5.0  # minutes between mid-epoch checkpoints; 0 = epoch ends only
@@ -123,31 +128,53 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
 _MNIST = DataConfig(dataset="mnist", image_size=28, channels=1)
 _ANIME = DataConfig(dataset="anime", image_size=64, channels=3)
 
-PRESETS: dict[str, Config] = {
+_DCGAN64 = GANConfig(noise_dim=100, kernel_size=4, gen_base_width=512, gen_widths=(256, 128, 64),
+                     gen_strides=(2, 2, 2, 2), gen_activation="relu",
+                     disc_widths=(64, 128, 256, 512), disc_batchnorm=True, disc_dropout=0.0,
+                     leaky_slope=0.2)
+_VAE64 = VAEConfig(latent_dim=128, kernel_size=3, encoder_widths=(32, 64, 128, 256, 512),
+                   decoder_base_width=512, decoder_widths=(256, 128, 64, 32, 32), batchnorm=True,
+                   activation="leaky_relu", likelihood="gaussian", obs_sigma=0.1)
+
+# The reports' exact settings, kept under their own names for the reproduction tables.
+REPORT_PRESETS: dict[str, Config] = {
     # TensorFlow DCGAN tutorial, as in the MNIST report: batch 256, 50 epochs, Adam 1e-4.
-    "gan-mnist": Config(preset="gan-mnist", model="gan", data=_MNIST,
-                        train=TrainConfig(epochs=50, batch_size=256, learning_rate=1e-4)),
+    "gan-mnist-report": Config(preset="gan-mnist-report", model="gan", data=_MNIST,
+                               train=TrainConfig(epochs=50, batch_size=256, learning_rate=1e-4)),
     # TensorFlow CVAE tutorial: binarized digits, latent 2, batch 32, 10 epochs, Adam 1e-4.
-    "vae-mnist": Config(preset="vae-mnist", model="vae",
-                        data=replace(_MNIST, binarize=True),
-                        train=TrainConfig(epochs=10, batch_size=32, learning_rate=1e-4)),
+    "vae-mnist-report": Config(preset="vae-mnist-report", model="vae",
+                               data=replace(_MNIST, binarize=True),
+                               train=TrainConfig(epochs=10, batch_size=32, learning_rate=1e-4)),
     # Radford et al. DCGAN-64 (PyTorch tutorial layout): 4x4 kernels, BN + ReLU, Adam 2e-4/0.5.
+    "gan-anime-report": Config(preset="gan-anime-report", model="gan", data=_ANIME, gan=_DCGAN64,
+                               train=TrainConfig(epochs=50, batch_size=128, learning_rate=2e-4,
+                                                 beta_1=0.5)),
+    # A PyTorch-VAE style CVAE: hidden widths 32..512 with BN + LeakyReLU, latent 128.
+    "vae-anime-report": Config(preset="vae-anime-report", model="vae", data=_ANIME, vae=_VAE64,
+                               train=TrainConfig(epochs=50, batch_size=64, learning_rate=5e-4)),
+}
+
+# The defaults: chosen by measured quality per CPU-minute (benchmarks/bench_quality.py and
+# experiments/bench/); still DCGANs and CVAEs of the same layer types. An "epoch" here is a
+# fixed number of steps, so a run's length does not depend on which copy of the data was found.
+DEFAULT_PRESETS: dict[str, Config] = {
+    "gan-mnist": Config(
+        preset="gan-mnist", model="gan", data=_MNIST,
+        gan=GANConfig(gen_base_width=64, gen_widths=(32, 16), disc_widths=(16, 32),
+                      ema_decay=0.999),
+        train=TrainConfig(epochs=10, steps_per_epoch=500, batch_size=64, learning_rate=2e-4,
+                          beta_1=0.5)),
+    "vae-mnist": replace(REPORT_PRESETS["vae-mnist-report"], preset="vae-mnist"),
     "gan-anime": Config(
         preset="gan-anime", model="gan", data=_ANIME,
-        gan=GANConfig(noise_dim=100, kernel_size=4, gen_base_width=512,
-                      gen_widths=(256, 128, 64), gen_strides=(2, 2, 2, 2),
-                      gen_activation="relu", disc_widths=(64, 128, 256, 512),
-                      disc_batchnorm=True, disc_dropout=0.0, leaky_slope=0.2),
-        train=TrainConfig(epochs=50, batch_size=128, learning_rate=2e-4, beta_1=0.5)),
-    # A PyTorch-VAE style CVAE: hidden widths 32..512 with BN + LeakyReLU, latent 128.
-    "vae-anime": Config(
-        preset="vae-anime", model="vae", data=_ANIME,
-        vae=VAEConfig(latent_dim=128, kernel_size=3, encoder_widths=(32, 64, 128, 256, 512),
-                      decoder_base_width=512, decoder_widths=(256, 128, 64, 32, 32),
-                      batchnorm=True, activation="leaky_relu", likelihood="gaussian",
-                      obs_sigma=0.1),
-        train=TrainConfig(epochs=50, batch_size=64, learning_rate=5e-4)),
+        gan=replace(_DCGAN64, gen_base_width=256, gen_widths=(128, 64, 32),
+                    disc_widths=(32, 64, 128, 256), ema_decay=0.999),
+        train=TrainConfig(epochs=20, steps_per_epoch=250, batch_size=64, learning_rate=2e-4,
+                          beta_1=0.5)),
+    "vae-anime": replace(REPORT_PRESETS["vae-anime-report"], preset="vae-anime"),
 }
+
+PRESETS: dict[str, Config] = {**DEFAULT_PRESETS, **REPORT_PRESETS}
 
 
 def preset(name: str) -> Config:
@@ -156,24 +183,26 @@ def preset(name: str) -> Config:
     return PRESETS[name]
 
 
-def _parse_value(text: str, current: Any, name: str) -> Any:
-    if text.lower() in ("none", "null") and (current is None or name in ("data_dir", "limit")):
+def _parse_value(text: str, annotation: str, name: str) -> Any:
+    """`text` as the type a config field is annotated with (e.g. "float | None")."""
+    kinds = [k.strip() for k in annotation.split("|")]
+    if text.lower() in ("none", "null") and "None" in kinds:
         return None
     try:
-        if isinstance(current, bool):
+        if "bool" in kinds:
             if text.lower() in ("1", "true", "yes", "on"):
                 return True
             if text.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError(text)
-        if isinstance(current, int) or name == "limit":
+        if "int" in kinds:
             return int(text)
-        if isinstance(current, float):
+        if "float" in kinds:
             return float(text)
-        if isinstance(current, tuple):
+        if any(k.startswith("tuple") for k in kinds):
             return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise UserError(f"--set {name}={text}: expected a value like {current!r}") from None
+        raise UserError(f"--set {name}={text}: expected a value of type {annotation}") from None
     return text
 
 
@@ -187,10 +216,10 @@ def override(cfg: Config, assignments: list[str]) -> Config:
         if section not in _SECTIONS:
             raise UserError(f"--set {dotted}: unknown section {section!r}; use one of {', '.join(_SECTIONS)}")
         sub = getattr(cfg, section)
-        if key not in {f.name for f in fields(sub)}:
-            names = ", ".join(f.name for f in fields(sub))
-            raise UserError(f"--set {dotted}: unknown key; {section} has {names}")
-        value = _parse_value(text, getattr(sub, key), key)
+        annotations = {f.name: str(f.type) for f in fields(sub)}
+        if key not in annotations:
+            raise UserError(f"--set {dotted}: unknown key; {section} has {', '.join(annotations)}")
+        value = _parse_value(text, annotations[key], key)
         cfg = replace(cfg, **{section: replace(sub, **{key: value})})
     return validate(cfg)
 
@@ -211,6 +240,16 @@ def validate(cfg: Config) -> Config:
     if not t.checkpoint_every >= 0:
         raise UserError(f"checkpoint interval must be >= 0 minutes (0: epoch ends only), "
                         f"got {t.checkpoint_every}")
+    if t.steps_per_epoch is not None and t.steps_per_epoch <= 0:
+        raise UserError(f"steps per epoch must be a positive integer, got {t.steps_per_epoch}")
+    g = cfg.gan
+    if not 0.0 <= g.ema_decay < 1.0:
+        raise UserError(f"gan.ema_decay must be in [0, 1), got {g.ema_decay}")
+    if not 0.0 <= g.label_smoothing < 1.0:
+        raise UserError(f"gan.label_smoothing must be in [0, 1), got {g.label_smoothing}")
+    for name, value in (("learning rate", t.learning_rate), ("gan.disc_learning_rate", g.disc_learning_rate)):
+        if value is not None and value <= 0:
+            raise UserError(f"{name} must be positive, got {value}")
     if d.limit is not None and d.limit <= 0:
         raise UserError(f"--limit must be positive, got {d.limit}")
     if t.precision not in PRECISIONS:
@@ -224,7 +263,6 @@ def validate(cfg: Config) -> Config:
     if cfg.vae.likelihood == "bernoulli" and cfg.model == "vae" and not d.binarize:
         raise UserError("the Bernoulli likelihood needs binary pixels: set data.binarize=true "
                         "or vae.likelihood=gaussian")
-    g = cfg.gan
     if len(g.gen_strides) != len(g.gen_widths) + 1:
         raise UserError("gan.gen_strides needs one stride per gen_widths entry plus the output layer")
     upscale = 1

@@ -268,14 +268,23 @@ class EpochOrder:
     begins, before Keras makes that epoch's iterator.
     """
 
-    def __init__(self, n: int, batch: int, seed: int, epoch: int = 0):
+    def __init__(self, n: int, batch: int, seed: int, epoch: int = 0,
+                 steps_per_epoch: int | None = None):
         self.n, self.batch, self.seed, self.epoch = n, batch, seed, epoch
+        self.steps_per_epoch = steps_per_epoch
         self._cached: tuple[int, np.ndarray] | None = None
 
     @property
-    def steps(self) -> int:
-        """Full batches per epoch (the ragged rest of the permutation is dropped)."""
+    def steps_per_pass(self) -> int:
+        """Full batches per pass over the data (the ragged rest of a permutation is dropped)."""
         return self.n // self.batch
+
+    @property
+    def steps(self) -> int:
+        """Batches per epoch: one pass, or `steps_per_epoch` drawn from consecutive passes (pass
+        p is the permutation seeded with (seed, p)), so an epoch's length does not depend on
+        how many images were found."""
+        return self.steps_per_epoch or self.steps_per_pass
 
     def permutation(self, epoch: int) -> np.ndarray:
         cached = self._cached
@@ -291,7 +300,8 @@ class EpochOrder:
         """The image indices of batch `step` (from 0) of epoch `epoch` (from 0)."""
         if not 0 <= step < self.steps:
             raise IndexError(f"step {step} outside an epoch of {self.steps} batches")
-        return self.permutation(epoch)[step * self.batch:(step + 1) * self.batch]
+        passed, step = divmod(epoch * self.steps + step, self.steps_per_pass)
+        return self.permutation(passed)[step * self.batch:(step + 1) * self.batch]
 
 
 def pipeline(images: np.ndarray, cfg: Config, training: bool, batch_size: int | None = None,

@@ -21,8 +21,11 @@ from gan_vae_tf.errors import UserError
 log = logging.getLogger("gan_vae_tf")
 
 
-def load_run(run_dir: str | os.PathLike):
-    """The config and trained model of a run directory, or a UserError saying what is missing."""
+def load_run(run_dir: str | os.PathLike, raw_generator: bool = False):
+    """The config and trained model of a run directory, or a UserError saying what is missing.
+
+    A DCGAN samples from its EMA generator when it kept one, unless the run's config or
+    `raw_generator` says to use the raw generator."""
     import keras
 
     from gan_vae_tf import layers, models  # noqa: F401  (registers the serializable classes)
@@ -43,6 +46,8 @@ def load_run(run_dir: str | os.PathLike):
         model = keras.saving.load_model(model_path)
     except Exception as e:
         raise UserError(f"cannot load {model_path}: {e}") from None
+    if getattr(model, "generator_ema", None) is not None:
+        model.sample_with_ema = cfg.gan.sample_with_ema and not raw_generator
     return cfg, model
 
 
@@ -143,12 +148,12 @@ def sample_quality(cfg: Config, dataset, fake, inception_weights: str | None = N
 
 def evaluate(run_dir: str | os.PathLike, num: int = 10000, data_dir: str | None = None,
              quality_num: int = 5000, iwae_k: int = 1000, iwae_images: int = 500,
-             inception_weights: str | None = None) -> dict:
+             inception_weights: str | None = None, raw_generator: bool = False) -> dict:
     import keras
 
     from gan_vae_tf import data, quality
 
-    cfg, model = load_run(run_dir)
+    cfg, model = load_run(run_dir, raw_generator)
     if data_dir:
         cfg = replace(cfg, data=replace(cfg.data, data_dir=data_dir))
     keras.utils.set_random_seed(cfg.train.seed)
@@ -164,6 +169,8 @@ def evaluate(run_dir: str | os.PathLike, num: int = 10000, data_dir: str | None 
     if n >= 2:
         result["quality"] = sample_quality(cfg, dataset, generate(model, n), inception_weights)
     result = {"preset": cfg.preset, "model": cfg.model, "data_source": dataset.source, **result}
+    if cfg.model == "gan":
+        result["generator"] = "ema" if getattr(model, "sample_with_ema", False) else "raw"
     rundir.write_json(rundir.RunDir(run_dir).metrics, result)
     return result
 
@@ -220,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--iwae-k", type=int, default=1000, help="importance samples for the VAE's IWAE bound (0 to skip)")
     p.add_argument("--iwae-images", type=int, default=500, help="test images for the IWAE bound")
     p.add_argument("--inception-weights", help="ImageNet InceptionV3 (no top) weights file for Inception FID")
+    p.add_argument("--raw-generator", action="store_true",
+                   help="GAN runs: sample the raw generator, not its moving average (EMA)")
     args = p.parse_args(argv)
     run_dirs = list(args.run_dirs)
     if args.latest:
@@ -236,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.inception_weights and not Path(args.inception_weights).is_file():
                 raise UserError(f"--inception-weights {args.inception_weights}: no such file")
             print(format_summary(evaluate(run_dir, args.num, args.data_dir, args.quality_num,
-                                          args.iwae_k, args.iwae_images, args.inception_weights)))
+                                          args.iwae_k, args.iwae_images, args.inception_weights,
+                                          args.raw_generator)))
             print(f"  wrote {rundir.RunDir(run_dir).metrics}")
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)

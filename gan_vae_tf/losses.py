@@ -25,9 +25,10 @@ def _bce(labels, logits):
     return ops.binary_crossentropy(_f32(labels), _f32(logits), from_logits=True)
 
 
-def discriminator_loss(real_logits, fake_logits):
-    """Mean BCE of calling real images real (1) and generated images fake (0)."""
-    return (ops.mean(_bce(ops.ones_like(real_logits), real_logits))
+def discriminator_loss(real_logits, fake_logits, real_label: float = 1.0):
+    """Mean BCE of calling real images real (`real_label`: 1, or less for one-sided label
+    smoothing) and generated images fake (0)."""
+    return (ops.mean(_bce(ops.full_like(_f32(real_logits), real_label), real_logits))
             + ops.mean(_bce(ops.zeros_like(fake_logits), fake_logits)))
 
 

@@ -108,26 +108,53 @@ class _CustomTrainer(keras.Model):
             self.trackers["skipped_steps"].update_state(sum(skipped))
 
 
+def _copy_network(net: keras.Model, name: str) -> keras.Model:
+    """A new network of the same layers, dtype policies and current weights."""
+    config = dict(net.get_config(), name=name)
+    copy = net.__class__.from_config(config)
+    copy.set_weights(net.get_weights())
+    return copy
+
+
 @keras.saving.register_keras_serializable(package="gan_vae_tf")
 class DCGAN(_CustomTrainer):
-    """A generator and a discriminator trained together with the non-saturating BCE losses."""
+    """A generator and a discriminator trained together with the non-saturating BCE losses.
+
+    With `ema_decay` > 0 the model also keeps `generator_ema`, an exponential moving average of
+    every generator weight (batch-norm statistics included), updated inside the compiled train
+    step. Averaged weights give smoother, steadier samples than the last step's, so sampling
+    (`call`, `sample`) uses it unless `sample_with_ema` is set to False. `label_smoothing` is
+    one-sided: the discriminator's target for real images is 1 - label_smoothing.
+    """
+
+    optimizer_names = ("g_optimizer", "d_optimizer")
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, seed: int | None = None,
-                 **kwargs):
+                 ema_decay: float = 0.0, label_smoothing: float = 0.0,
+                 generator_ema: keras.Model | None = None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.noise_dim = int(generator.input_shape[-1])
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.ema_decay = float(ema_decay)
+        self.label_smoothing = float(label_smoothing)
+        if self.ema_decay and generator_ema is None:
+            generator_ema = _copy_network(generator, "generator_ema")
+        self.generator_ema = generator_ema if self.ema_decay else None
+        if self.generator_ema is not None:
+            self.generator_ema.trainable = False  # moved by _update_ema, never by an optimizer
+        self.sample_with_ema = self.generator_ema is not None
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("d_loss", "g_loss", "d_real", "d_fake")}
         self.built = True
 
-    optimizer_names = ("g_optimizer", "d_optimizer")
-
     def networks(self) -> dict[str, keras.Model]:
-        return {"generator": self.generator, "discriminator": self.discriminator}
+        nets = {"generator": self.generator, "discriminator": self.discriminator}
+        if self.generator_ema is not None:
+            nets["generator_ema"] = self.generator_ema
+        return nets
 
     def _trained_variables(self, name: str) -> list:
         net = self.generator if name == "g_optimizer" else self.discriminator
@@ -140,24 +167,43 @@ class DCGAN(_CustomTrainer):
     def from_run_config(cls, cfg, policy: str = "float32") -> DCGAN:
         from gan_vae_tf import networks
 
-        return cls(networks.generator(cfg, policy), networks.discriminator(cfg, policy),
-                   seed=cfg.train.seed, name="dcgan")
+        model = cls(networks.generator(cfg, policy), networks.discriminator(cfg, policy),
+                    seed=cfg.train.seed, ema_decay=cfg.gan.ema_decay,
+                    label_smoothing=cfg.gan.label_smoothing, name="dcgan")
+        model.sample_with_ema = model.generator_ema is not None and cfg.gan.sample_with_ema
+        return model
 
     @staticmethod
     def run_optimizers(cfg) -> dict[str, keras.optimizers.Optimizer]:
-        t = cfg.train
+        """Adam for both networks; the discriminator's learning rate may differ (TTUR)."""
+        t, d_lr = cfg.train, cfg.gan.disc_learning_rate
         return {"g_optimizer": adam(t.learning_rate, t.beta_1),
-                "d_optimizer": adam(t.learning_rate, t.beta_1)}
+                "d_optimizer": adam(t.learning_rate if d_lr is None else d_lr, t.beta_1)}
+
+    @property
+    def sampler(self) -> keras.Model:
+        """The generator that makes samples: the EMA one when kept, unless told otherwise."""
+        return self.generator_ema if self.sample_with_ema else self.generator
 
     def sample_noise(self, n: int):
         return keras.random.normal((n, self.noise_dim), seed=self.seed_generator)
 
     def call(self, noise, training: bool = False):
-        return self.generator(noise, training=training)
+        return self.sampler(noise, training=training)
 
     def sample(self, n: int):
         """n generated images in [0, 1], the same range as `VAE.sample`."""
-        return (self.generator(self.sample_noise(n), training=False) + 1.0) / 2.0
+        return (self.sampler(self.sample_noise(n), training=False) + 1.0) / 2.0
+
+    def _update_ema(self) -> None:
+        """average <- d * average + (1 - d) * weight for every generator weight, after the
+        t-th update (t = 1, 2, ...). The decay ramps up as min(ema_decay, (1 + t) / (10 + t)),
+        so the average follows the fast early changes instead of holding on to the random
+        initial weights (0.999^1000 would still weigh them by 0.37)."""
+        t = ops.cast(self.g_optimizer.iterations, "float32")
+        decay = ops.minimum(self.ema_decay, (1.0 + t) / (10.0 + t))
+        for average, weight in zip(self.generator_ema.weights, self.generator.weights):
+            average.assign(decay * average + (1.0 - decay) * ops.cast(weight, average.dtype))
 
     def train_step(self, real):
         noise = self.sample_noise(ops.shape(real)[0])
@@ -165,17 +211,20 @@ class DCGAN(_CustomTrainer):
             fake = self.generator(noise, training=True)
             real_logits = self.discriminator(real, training=True)
             fake_logits = self.discriminator(fake, training=True)
-            d_loss = losses.discriminator_loss(real_logits, fake_logits)
+            d_loss = losses.discriminator_loss(real_logits, fake_logits,
+                                               real_label=1.0 - self.label_smoothing)
             g_loss = losses.generator_loss(fake_logits)
             g_scaled = _scaled(self.g_optimizer, g_loss)
             d_scaled = _scaled(self.d_optimizer, d_loss)
         self._count_skips(
             _apply(g_tape, g_scaled, self.g_optimizer, self.generator.trainable_variables),
             _apply(d_tape, d_scaled, self.d_optimizer, self.discriminator.trainable_variables))
+        if self.generator_ema is not None:
+            self._update_ema()
         return self._track(d_loss, g_loss, real_logits, fake_logits)
 
     def test_step(self, real):
-        fake = self.generator(self.sample_noise(ops.shape(real)[0]), training=False)
+        fake = self.sampler(self.sample_noise(ops.shape(real)[0]), training=False)
         real_logits = self.discriminator(real, training=False)
         fake_logits = self.discriminator(fake, training=False)
         return self._track(losses.discriminator_loss(real_logits, fake_logits),
@@ -193,13 +242,17 @@ class DCGAN(_CustomTrainer):
         return {**super().get_config(),
                 "generator": keras.saving.serialize_keras_object(self.generator),
                 "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-                "seed": self.seed}
+                "generator_ema": (keras.saving.serialize_keras_object(self.generator_ema)
+                                  if self.generator_ema is not None else None),
+                "seed": self.seed, "ema_decay": self.ema_decay,
+                "label_smoothing": self.label_smoothing}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("generator", "discriminator"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
+        for key in ("generator", "discriminator", "generator_ema"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
 
 

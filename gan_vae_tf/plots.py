@@ -61,7 +61,7 @@ def gan_renderer(noise: np.ndarray, ncol: int = 4) -> Callable[[keras.Model], np
     from keras import ops
 
     def render(model: keras.Model) -> np.ndarray:
-        images = ops.convert_to_numpy(model.generator(noise, training=False))
+        images = ops.convert_to_numpy(model.sampler(noise, training=False))
         return grid(to_uint8(images, (-1.0, 1.0)), ncol)
     return render
 

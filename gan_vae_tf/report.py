@@ -83,8 +83,11 @@ def comparison_table(runs: list[Run]) -> str:
     for r in runs:
         m, s = r.metrics, r.summary
         iwae = m.get("iwae", {}).get("iwae_nats")
+        kind = "VAE"
+        if r.config["model"] == "gan":
+            kind = "DCGAN, EMA generator" if m.get("generator") == "ema" else "DCGAN"
         lines.append(
-            f"| {r.name} | {'DCGAN' if r.config['model'] == 'gan' else 'VAE'} "
+            f"| {r.name} | {kind} "
             f"| {_fmt(m.get('d_fake'))} | {_fmt(m.get('d_real'))} | {s['epochs']} "
             f"| {s['seconds'] / 60:.1f} min | {s['seconds_per_epoch']:.1f} | {_quality_cell(r)} "
             f"| {_fmt(m.get('elbo_nats'), 2)} | {_fmt(iwae, 2)} | {_latent_cell(r)} |")

@@ -109,7 +109,8 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
         tf.config.experimental.enable_op_determinism()
 
     dataset = data.load(cfg.data)
-    order = data.EpochOrder(len(dataset.train), cfg.train.batch_size, cfg.train.seed)
+    order = data.EpochOrder(len(dataset.train), cfg.train.batch_size, cfg.train.seed,
+                            steps_per_epoch=cfg.train.steps_per_epoch)
     data.pipeline(dataset.train, cfg, training=True, order=order)  # checks the batch size
     test_ds = data.pipeline(dataset.test, cfg, training=False)
     log.info("data: %s, %d train / %d test images", dataset.source, len(dataset.train), len(dataset.test))
@@ -175,7 +176,7 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
                            f"({e.strerror or e}); the last checkpoint is kept") from None
     history = run.read_history()
     seconds = float(sum(history["seconds"]))
-    steps = len(dataset.train) // cfg.train.batch_size
+    steps = cfg.train.steps_per_epoch or len(dataset.train) // cfg.train.batch_size
     summary = {"epochs": len(history["epoch"]), "seconds": round(seconds, 2),
                "seconds_per_epoch": round(seconds / len(history["epoch"]), 2),
                "images_per_second": round(steps * cfg.train.batch_size * len(history["epoch"]) / seconds, 1),

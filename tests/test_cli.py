@@ -161,3 +161,30 @@ def test_cli_warnings_are_one_line_without_the_source_line(monkeypatch):
     one_line_warnings()
     text = warnings.formatwarning(UserWarning("skipped 3 of 403 files"), UserWarning, "data.py", 163)
     assert text == "warning: skipped 3 of 403 files\n"
+
+
+def test_default_gan_run_keeps_an_ema_generator_and_evaluate_can_use_either(tmp_path, mnist_dir):
+    run = tmp_path / "run"
+    assert _train(run, "gan-mnist", mnist_dir, "--set", "gan.ema_decay=0.9") == 0
+    assert (run / "generator_ema.keras").is_file() and (run / "generator.keras").is_file()
+    assert evaluate.main([str(run), "--num", "24", "--quality-num", "0"]) == 0
+    ema = json.loads((run / "metrics.json").read_text())
+    assert evaluate.main([str(run), "--num", "24", "--quality-num", "0", "--raw-generator"]) == 0
+    raw = json.loads((run / "metrics.json").read_text())
+    assert (ema["generator"], raw["generator"]) == ("ema", "raw")
+    assert ema["d_fake"] != raw["d_fake"]
+
+
+def test_an_epoch_of_a_fixed_step_count_does_not_depend_on_the_data_size(tmp_path, mnist_dir):
+    from gan_vae_tf import checkpoint, config, models
+
+    run = tmp_path / "run"
+    # 96 images at batch 16 are 6 steps per pass; epochs of 4 steps cross the passes.
+    assert _train(run, "gan-mnist", mnist_dir, "--set", "train.steps_per_epoch=4",
+                  "--epochs", "3") == 0
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    cfg = config.Config.from_json(run / "config.json")
+    state = checkpoint.RunState(models.build(cfg), {"noise": np.zeros((16, cfg.gan.noise_dim), "float32")})
+    assert state.restore(run) == 3
+    assert int(state.model.optimizers()["g_optimizer"].iterations.numpy()) == 12

@@ -15,11 +15,41 @@ def test_every_preset_is_valid_and_round_trips_through_json(tmp_path, name):
     assert Config.from_json(tmp_path / "c.json") == cfg
 
 
-def test_presets_reproduce_the_reports_defaults():
-    gan, vae = config_lib.preset("gan-mnist"), config_lib.preset("vae-mnist")
+def test_report_presets_reproduce_the_reports_defaults():
+    gan, vae = config_lib.preset("gan-mnist-report"), config_lib.preset("vae-mnist-report")
     assert (gan.train.batch_size, gan.train.epochs, gan.train.learning_rate) == (256, 50, 1e-4)
     assert (vae.train.batch_size, vae.train.epochs, vae.vae.latent_dim) == (32, 10, 2)
     assert vae.data.binarize and gan.gan.noise_dim == 100
+    assert gan.train.steps_per_epoch is None and gan.gan.ema_decay == 0.0
+    gan64 = config_lib.preset("gan-anime-report")
+    assert (gan64.train.batch_size, gan64.train.learning_rate, gan64.train.beta_1) == (128, 2e-4, 0.5)
+    assert gan64.gan.disc_widths == (64, 128, 256, 512) and gan64.gan.gen_base_width == 512
+
+
+@pytest.mark.parametrize("name", ["gan-mnist", "gan-anime"])
+def test_default_gan_presets_are_dcgans_sized_in_steps_with_a_generator_ema(name):
+    cfg = config_lib.preset(name)
+    assert cfg.model == "gan" and cfg.train.steps_per_epoch and cfg.gan.ema_decay > 0
+    assert config_lib.preset(f"{name}-report").data == cfg.data
+
+
+def test_optional_values_parse_as_their_annotated_type():
+    cfg = config_lib.override(config_lib.preset("gan-mnist"),
+                              ["gan.disc_learning_rate=4e-4", "train.steps_per_epoch=7"])
+    assert cfg.gan.disc_learning_rate == 4e-4 and cfg.train.steps_per_epoch == 7
+    cfg = config_lib.override(cfg, ["gan.disc_learning_rate=none", "train.steps_per_epoch=none"])
+    assert cfg.gan.disc_learning_rate is None and cfg.train.steps_per_epoch is None
+    with pytest.raises(UserError, match="expected"):
+        config_lib.override(cfg, ["train.steps_per_epoch=many"])
+
+
+@pytest.mark.parametrize("item, message", [("gan.ema_decay=1.0", "ema_decay"),
+                                           ("gan.label_smoothing=-0.1", "label_smoothing"),
+                                           ("train.steps_per_epoch=0", "steps per epoch"),
+                                           ("gan.disc_learning_rate=0", "disc_learning_rate")])
+def test_out_of_range_gan_settings_are_rejected(item, message):
+    with pytest.raises(UserError, match=message):
+        config_lib.override(config_lib.preset("gan-mnist"), [item])
 
 
 def test_set_overrides_typed_values():

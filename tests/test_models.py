@@ -3,9 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_vae_tf import data, losses, models
+from dataclasses import replace
+
+from gan_vae_tf import config, data, losses, models
 from gan_vae_tf.layers import Reparameterize
-from helpers import tiny_config
+from helpers import TINY, tiny_config
 
 
 def _batches(cfg, n=32):
@@ -17,12 +19,12 @@ def _batches(cfg, n=32):
 def test_one_train_step_changes_every_network_and_keeps_losses_finite(preset):
     cfg = tiny_config(preset)
     model = models.build(cfg)
-    before = {name: [w.numpy().copy() for w in part.trainable_weights]
+    before = {name: [w.numpy().copy() for w in part.weights]
               for name, part in model.networks().items()}
     logs = model.train_step(next(iter(_batches(cfg))))
     assert all(np.isfinite(float(v)) for v in logs.values())
     for name, part in model.networks().items():
-        changed = [not np.allclose(a, b.numpy()) for a, b in zip(before[name], part.trainable_weights, strict=True)]
+        changed = [not np.allclose(a, b.numpy()) for a, b in zip(before[name], part.weights, strict=True)]
         assert any(changed), f"{name} did not change"
 
 
@@ -190,3 +192,74 @@ def test_every_optimizer_trains_exactly_its_network(preset):
     model = models.build(tiny_config(preset))
     trained = [id(v) for opt in model.optimizers().values() for v in opt._trainable_variables]
     assert sorted(trained) == sorted(id(v) for v in model.trainable_variables)
+
+
+def _ema_gan(decay: float = 0.9):
+    cfg = tiny_config("gan-mnist", learning_rate=0.02)  # large steps: averages differ clearly
+    return cfg, models.build(replace(cfg, gan=replace(cfg.gan, ema_decay=decay)))
+
+
+def test_generator_ema_is_the_decay_weighted_average_updated_inside_the_compiled_step():
+    cfg, model = _ema_gan(decay=0.9)
+    step = tf.function(model.train_step)
+    batch = next(iter(_batches(cfg)))
+    initial = [w.numpy().copy() for w in model.generator.weights]
+    expected = [w.copy() for w in initial]
+    for t in range(1, 6):
+        step(batch)
+        decay = min(0.9, (1 + t) / (10 + t))  # the ramp-up over updates t = 1, 2, ..., then 0.9
+        expected = [decay * e + (1 - decay) * w.numpy() for e, w in zip(expected, model.generator.weights)]
+    averaged = [w.numpy() for w in model.generator_ema.weights]
+    assert len(averaged) == len(initial) > len(model.generator.trainable_weights)  # BN statistics too
+    for avg, exp, raw, init in zip(averaged, expected, model.generator.weights, initial):
+        np.testing.assert_allclose(avg, exp, rtol=1e-5, atol=1e-6)
+    trained = [i for i, w in enumerate(model.generator.trainable_weights)]
+    assert all(not np.allclose(averaged[i], model.generator.weights[i].numpy()) for i in trained)
+    assert all(not np.allclose(averaged[i], initial[i]) for i in trained)
+
+
+def test_samples_come_from_the_ema_generator_unless_the_raw_one_is_asked_for():
+    cfg, model = _ema_gan()
+    model.train_step(next(iter(_batches(cfg))))
+    noise = np.random.default_rng(0).standard_normal((3, cfg.gan.noise_dim)).astype("float32")
+    ema = model.generator_ema(noise, training=False).numpy()
+    raw = model.generator(noise, training=False).numpy()
+    assert not np.allclose(ema, raw)
+    np.testing.assert_allclose(model(noise).numpy(), ema, rtol=1e-6)
+    model.sample_with_ema = False
+    np.testing.assert_allclose(model(noise).numpy(), raw, rtol=1e-6)
+
+
+def test_a_gan_without_ema_keeps_no_averaged_generator():
+    model = models.build(tiny_config("gan-mnist-report"))
+    assert model.generator_ema is None and "generator_ema" not in model.networks()
+    assert model.sampler is model.generator
+
+
+def test_generator_ema_survives_keras_files(tmp_path):
+    cfg, model = _ema_gan()
+    for batch in list(_batches(cfg))[:2]:
+        model.train_step(batch)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.ema_decay == model.ema_decay and loaded.sample_with_ema
+    for a, b in zip(model.generator_ema.weights, loaded.generator_ema.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert not loaded.generator_ema.trainable_weights
+
+
+@pytest.mark.parametrize("name", list(config.PRESETS))
+def test_every_preset_builds_and_takes_a_train_step(name):
+    cfg = config.preset(name)
+    cfg = config.override(cfg, TINY[name.removesuffix("-report")])
+    cfg = replace(cfg, train=replace(cfg.train, batch_size=4))
+    model = models.build(cfg)
+    logs = model.train_step(next(iter(_batches(cfg, n=8))))
+    assert all(np.isfinite(float(v)) for v in logs.values())
+
+
+def test_a_run_config_can_sample_the_raw_generator_although_an_ema_is_kept():
+    cfg = tiny_config("gan-mnist")
+    cfg = replace(cfg, gan=replace(cfg.gan, ema_decay=0.9, sample_with_ema=False))
+    model = models.build(cfg)
+    assert model.generator_ema is not None and model.sampler is model.generator
