@@ -89,7 +89,7 @@ class Budget:
     def _record(self, model, spent: float) -> None:
         paused = time.perf_counter()
         point = {"train_seconds": round(spent, 2), "steps": self.steps,
-                 "images_seen": self.steps * self.batch_size, **self.probe(model, spent)}
+                 "images_seen": self.steps * self.batch_size, **self.probe(model, spent, self.steps)}
         self.points.append(point)
         self.uncharged += time.perf_counter() - paused
 
@@ -121,13 +121,13 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     noise = keras.random.normal((16, cfg.gan.noise_dim), seed=1234)
 
-    def probe(m, spent: float) -> dict:
+    def probe(m, spent: float, steps: int) -> dict:
         images = keras.ops.convert_to_numpy(m.sampler(noise, training=False))
         plots.save_png(plots.grid(plots.to_uint8(images, (-1.0, 1.0)), 4),
                        folder / f"minute_{spent / 60:05.2f}.png", 2 if suite == "mnist" else 1)
         point = scorer(evaluate.generate(m, args.num))
-        print(f"  {arm} {spent / 60:5.2f} min: " + ", ".join(f"{k} {v:.3f}" for k, v in point.items()),
-              flush=True)
+        print(f"  {arm} {spent / 60:5.2f} min, {steps} steps: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in point.items()), flush=True)
         return point
 
     budget = Budget(args.minutes * 60, args.every, probe, cfg.train.batch_size)

@@ -124,3 +124,17 @@ def test_real_mnist_idx_files_load_with_the_published_sizes():
     ds = data.load(DataConfig(data_dir=str(shared_data())))
     assert ds.train.shape == (60000, 28, 28, 1) and ds.test.shape == (10000, 28, 28, 1)
     assert np.bincount(ds.train_labels).sum() == 60000 and ds.train_labels.max() == 9
+
+
+def test_epochs_of_a_fixed_step_count_walk_through_consecutive_passes():
+    from gan_vae_tf.data import EpochOrder
+
+    order = EpochOrder(n=10, batch=3, seed=7, steps_per_epoch=4)  # 3 full batches per pass
+    assert order.steps == 4 and order.steps_per_pass == 3
+    stream = [order.indices(e, s) for e in range(3) for s in range(4)]  # 12 batches = 4 passes
+    whole = EpochOrder(n=10, batch=3, seed=7)
+    expected = [whole.indices(p, b) for p in range(4) for b in range(3)]
+    assert all(np.array_equal(a, b) for a, b in zip(stream, expected))
+    for p in range(4):  # no image twice within a pass
+        seen = np.concatenate(stream[3 * p:3 * p + 3])
+        assert len(set(seen.tolist())) == 9
