@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):  # run as a file: make `benchmarks.common` importable
     sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
+
 from benchmarks.common import cpu_name  # noqa: E402
 
 SUITES = {
@@ -221,6 +223,33 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
     plt.close(fig)
 
 
+def compare_grids(suite: str, arms: list[dict], grids: Path, minutes: list[float], path: Path,
+                  title: str) -> None:
+    """One row per chosen minute, one column per arm: the same 16 noise vectors' samples at the
+    probe nearest that minute, each titled with its score."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    key = "classifier_score" if suite == "mnist" else "swd"
+    fig, axes = plt.subplots(len(minutes), len(arms), figsize=(3.2 * len(arms), 3.4 * len(minutes)),
+                             squeeze=False)
+    for row, minute in enumerate(minutes):
+        for col, a in enumerate(arms):
+            point = min(a["points"], key=lambda p: abs(p["train_seconds"] / 60 - minute))
+            png = grids.parent / a["grids"] / f"minute_{point['train_seconds'] / 60:05.2f}.png"
+            ax = axes[row][col]
+            ax.imshow(np.asarray(Image.open(png)), cmap="gray")
+            ax.set_title(f"{a['arm']}\n{point['train_seconds'] / 60:.1f} min, {point['steps']} steps, "
+                         f"{key.replace('_', ' ')} {point[key]:.2f}", fontsize=7)
+            ax.axis("off")
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [f"Suite {r['suite']}: each arm trained for {r['budget_minutes']:g} minutes on "
@@ -298,6 +327,8 @@ def main(argv=None) -> int:
         title = (f"{suite}: {result['machine']['cpu']} ({result['machine']['cores']} cores), "
                  f"{num} samples per point, scoring not charged")
         curves(suite, results, floor, out / f"{name}.png", title)
+        marks = [m for m in (1.0, minutes / 2, minutes) if m <= minutes]
+        compare_grids(suite, results, grids, sorted(set(marks)), out / f"{name}-grids.png", title)
         print(markdown(result), flush=True)
     return 0
 
