@@ -128,6 +128,10 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path) -> dict:
         plots.save_png(plots.grid(plots.to_uint8(images, (-1.0, 1.0)), 4),
                        folder / f"minute_{spent / 60:05.2f}.png", 2 if suite == "mnist" else 1)
         point = scorer(evaluate.generate(m, args.num))
+        if getattr(m, "generator_ema", None) is not None:  # the raw generator of the same run
+            m.sample_with_ema = False
+            point.update({f"raw_{k}": v for k, v in scorer(evaluate.generate(m, args.num)).items()})
+            m.sample_with_ema = True
         print(f"  {arm} {spent / 60:5.2f} min, {steps} steps: "
               + ", ".join(f"{k} {v:.3f}" for k, v in point.items()), flush=True)
         return point
