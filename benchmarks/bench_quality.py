@@ -209,8 +209,12 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.9), squeeze=False)
     for ax, (key, label, log) in zip(axes[0], keys):
         for a in arms:
-            ax.plot([p["train_seconds"] / 60 for p in a["points"]], [p[key] for p in a["points"]],
-                    marker="o", ms=3, label=a["arm"])
+            line, = ax.plot([p["train_seconds"] / 60 for p in a["points"]],
+                            [p[key] for p in a["points"]], marker="o", ms=3, label=a["arm"])
+            if f"raw_{key}" in a["points"][-1]:
+                ax.plot([p["train_seconds"] / 60 for p in a["points"]],
+                        [p[f"raw_{key}"] for p in a["points"]], ls="--", color=line.get_color(),
+                        lw=1, label=f"{a['arm']}, raw generator (no EMA)")
         ax.axhline(floor[key], color="gray", ls="--", label="real data (floor)")
         for k, op, value, times_floor in THRESHOLDS[suite]:
             if k == key and value is not None:
@@ -263,13 +267,17 @@ def markdown(r: dict) -> str:
     lines += [r["thresholds_markdown"], ""]
     keys = list(r["floor"])
     for a in r["arms"]:
-        lines += [f"**{a['arm']}** ({a['precision']}, batch {a['batch_size']})", "",
-                  "| minutes | steps | images seen | " + " | ".join(keys) + " |",
-                  "|---|---|---|" + "---|" * len(keys)]
+        cols = keys + [f"raw_{k}" for k in keys if f"raw_{k}" in a["points"][-1]]
+        lines += [f"**{a['arm']}** ({a['precision']}, batch {a['batch_size']})"
+                  + ("; raw_* columns: the raw generator of the same run, without its EMA"
+                     if len(cols) > len(keys) else ""), "",
+                  "| minutes | steps | images seen | " + " | ".join(cols) + " |",
+                  "|---|---|---|" + "---|" * len(cols)]
         for p in a["points"]:
             lines.append(f"| {p['train_seconds'] / 60:.1f} | {p['steps']} | {p['images_seen']} | "
-                         + " | ".join(f"{p[k]:.3g}" for k in keys) + " |")
-        lines.append("| real data (floor) | | | " + " | ".join(f"{r['floor'][k]:.3g}" for k in keys) + " |")
+                         + " | ".join(f"{p[k]:.3g}" for k in cols) + " |")
+        lines.append("| real data (floor) | | | " + " | ".join(f"{r['floor'][k.removeprefix('raw_')]:.3g}"
+                                                          for k in cols) + " |")
         lines.append("")
     return "\n".join(lines)
 
