@@ -26,7 +26,7 @@ def test_encoder_gives_mean_and_logvar_and_decoder_gives_image_logits(preset, sh
 
 
 def test_mnist_networks_follow_the_tutorial_layouts():
-    cfg = config_lib.preset("gan-mnist")
+    cfg = config_lib.preset("gan-mnist-report")
     gen = networks.generator(cfg)
     transposed = [layer for layer in gen.layers if layer.__class__.__name__ == "Conv2DTranspose"]
     assert [(layer.filters, layer.strides, layer.kernel_size) for layer in transposed] == [
@@ -40,7 +40,7 @@ def test_mnist_networks_follow_the_tutorial_layouts():
 
 
 def test_dcgan64_maps_match_the_report():
-    cfg = config_lib.preset("gan-anime")
+    cfg = config_lib.preset("gan-anime-report")
     gen, disc = networks.generator(cfg), networks.discriminator(cfg)
     shapes = [layer.output.shape[1:] for layer in gen.layers if layer.__class__.__name__ == "Conv2DTranspose"]
     assert [tuple(s) for s in shapes] == [(8, 8, 256), (16, 16, 128), (32, 32, 64), (64, 64, 3)]
