@@ -207,7 +207,7 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
             ("fid", "FID, classifier features (lower is better)", True)) if suite == "mnist" else \
         (("swd", "SWD x 1e3, Laplacian patches (lower is better)", True),)
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.9), squeeze=False)
-    for ax, (key, label, log) in zip(axes[0], keys):
+    for ax, (key, label, log) in zip(axes[0], keys, strict=True):
         for a in arms:
             line, = ax.plot([p["train_seconds"] / 60 for p in a["points"]],
                             [p[key] for p in a["points"]], marker="o", ms=3, label=a["arm"])
@@ -216,7 +216,7 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
                         [p[f"raw_{key}"] for p in a["points"]], ls="--", color=line.get_color(),
                         lw=1, label=f"{a['arm']}, raw generator (no EMA)")
         ax.axhline(floor[key], color="gray", ls="--", label="real data (floor)")
-        for k, op, value, times_floor in THRESHOLDS[suite]:
+        for k, _, value, _ in THRESHOLDS[suite]:
             if k == key and value is not None:
                 ax.axhline(value, color="tab:red", ls=":", lw=0.8)
         ax.set_xlabel("minutes of training (scoring not charged)")

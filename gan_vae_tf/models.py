@@ -202,7 +202,7 @@ class DCGAN(_CustomTrainer):
         initial weights (0.999^1000 would still weigh them by 0.37)."""
         t = ops.cast(self.g_optimizer.iterations, "float32")
         decay = ops.minimum(self.ema_decay, (1.0 + t) / (10.0 + t))
-        for average, weight in zip(self.generator_ema.weights, self.generator.weights):
+        for average, weight in zip(self.generator_ema.weights, self.generator.weights, strict=True):
             average.assign(decay * average + (1.0 - decay) * ops.cast(weight, average.dtype))
 
     def train_step(self, real):

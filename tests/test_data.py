@@ -134,7 +134,7 @@ def test_epochs_of_a_fixed_step_count_walk_through_consecutive_passes():
     stream = [order.indices(e, s) for e in range(3) for s in range(4)]  # 12 batches = 4 passes
     whole = EpochOrder(n=10, batch=3, seed=7)
     expected = [whole.indices(p, b) for p in range(4) for b in range(3)]
-    assert all(np.array_equal(a, b) for a, b in zip(stream, expected))
+    assert all(np.array_equal(a, b) for a, b in zip(stream, expected, strict=True))
     for p in range(4):  # no image twice within a pass
         seen = np.concatenate(stream[3 * p:3 * p + 3])
         assert len(set(seen.tolist())) == 9

@@ -1,9 +1,9 @@
+from dataclasses import replace
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from dataclasses import replace
 
 from gan_vae_tf import config, data, losses, models
 from gan_vae_tf.layers import Reparameterize
@@ -208,10 +208,11 @@ def test_generator_ema_is_the_decay_weighted_average_updated_inside_the_compiled
     for t in range(1, 6):
         step(batch)
         decay = min(0.9, (1 + t) / (10 + t))  # the ramp-up over updates t = 1, 2, ..., then 0.9
-        expected = [decay * e + (1 - decay) * w.numpy() for e, w in zip(expected, model.generator.weights)]
+        expected = [decay * e + (1 - decay) * w.numpy()
+                    for e, w in zip(expected, model.generator.weights, strict=True)]
     averaged = [w.numpy() for w in model.generator_ema.weights]
     assert len(averaged) == len(initial) > len(model.generator.trainable_weights)  # BN statistics too
-    for avg, exp, raw, init in zip(averaged, expected, model.generator.weights, initial):
+    for avg, exp in zip(averaged, expected, strict=True):
         np.testing.assert_allclose(avg, exp, rtol=1e-5, atol=1e-6)
     trained = [i for i, w in enumerate(model.generator.trainable_weights)]
     assert all(not np.allclose(averaged[i], model.generator.weights[i].numpy()) for i in trained)
@@ -243,7 +244,7 @@ def test_generator_ema_survives_keras_files(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert loaded.ema_decay == model.ema_decay and loaded.sample_with_ema
-    for a, b in zip(model.generator_ema.weights, loaded.generator_ema.weights):
+    for a, b in zip(model.generator_ema.weights, loaded.generator_ema.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert not loaded.generator_ema.trainable_weights
 
