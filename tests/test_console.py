@@ -82,6 +82,7 @@ def _run(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_offline_train_and_evaluate_print_no_chatter_but_say_where_the_data_came_from(
         tmp_path, offline_env):
     run = tmp_path / "run"
