@@ -10,6 +10,7 @@ package uses, and the user-level cache folder.
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import secrets
@@ -33,6 +34,7 @@ MODEL = "model.keras"
 SUMMARY = "summary.json"
 METRICS = "metrics.json"
 CHECKPOINT = "checkpoint"
+LOCK = ".lock"
 _SAMPLE_PNG = "epoch_{:04d}.png"
 _SAMPLE_GLOB = "epoch_*.png"
 _NETWORK = "{}.keras"
@@ -112,11 +114,49 @@ class RunDir:
             writer.writerows(rows)
 
 
+def new_path(out: str | os.PathLike | None, preset: str) -> Path:
+    """Where a new run goes: `out`, or a new timestamped folder under `DEFAULT_ROOT`."""
+    return Path(out) if out else DEFAULT_ROOT / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class RunLock:
+    """An exclusive `flock` on `RUN_DIR/.lock`, held while one process trains the folder.
+
+    The kernel drops it when its owner exits in any way (kill -9 and OOM kills included), so a
+    dead run never blocks its own resume; a second process on a live run fails at once. Take it
+    before anything in the folder is read or removed.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        path = Path(path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            self._file = (path / LOCK).open("a+")
+        except OSError as e:
+            raise UserError(f"cannot write to run directory {path}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.seek(0)
+            owner = self._file.read().strip() or "unknown"
+            self._file.close()
+            raise UserError(f"run directory {path} is being trained by another process "
+                            f"(pid {owner}); wait for it to end or stop it, then --resume it") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"{os.getpid()}\n")
+        self._file.flush()
+
+    def release(self) -> None:
+        if not self._file.closed:
+            self._file.close()  # closing the descriptor drops the lock
+
+
 def prepare(out: str | os.PathLike | None, preset: str, overwrite: bool) -> RunDir:
     """A writable run directory for a new run: `out`, or a new timestamped folder under
     `DEFAULT_ROOT`. One that already holds a run is refused unless `overwrite`, and then its
     run files and sample images are removed (anything else the user put there stays)."""
-    run = RunDir(out if out else DEFAULT_ROOT / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run = RunDir(new_path(out, preset))
     if run.holds_run():
         if not overwrite:
             raise UserError(f"run directory {run.path} already holds a run; pass --resume "

@@ -186,16 +186,16 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
     return summary
 
 
-def _resume_hint(run_dir: Path | None) -> str:
-    """What a stopped run's last line says: where its checkpoint stands and the command that
-    continues it."""
+def _resume_hint(run_dir: Path | None, where: bool = True) -> str:
+    """What a stopped run's last line says: where its checkpoint stands (when `where`) and the
+    command that continues it."""
     from gan_vae_tf import checkpoint
 
     position = checkpoint.saved_position(run_dir) if run_dir is not None else None
     if position is None:
         return "no checkpoint was saved yet, so there is nothing to resume"
-    return (f"the checkpoint is at {position.describe()}; continue with: "
-            f"python -m gan_vae_tf.train --resume {run_dir}")
+    at = f"the checkpoint is at {position.describe()}; " if where else ""
+    return f"{at}continue with: python -m gan_vae_tf.train --resume {run_dir}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,12 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gan_vae_tf.distribute import split_cpu
         split_cpu(args.cpu_devices)
     run_dir: Path | None = None
+    lock = None
     try:
         cfg = build_config(args)
-        if args.resume:
-            run_dir = Path(args.resume)
-        else:
-            run_dir = rundir.prepare(args.out, cfg.preset, args.overwrite).path
+        run_dir = Path(args.resume) if args.resume else rundir.new_path(args.out, cfg.preset)
+        lock = rundir.RunLock(run_dir)  # at once, and before --overwrite removes anything
+        if not args.resume:
+            rundir.prepare(run_dir, cfg.preset, args.overwrite)
         verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else LINES)
         log.info("run directory: %s", run_dir)
         summary = train(cfg, run_dir, verbose, resume=bool(args.resume))
@@ -221,7 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 3
     except StorageError as e:
-        print(f"error: {e}; once there is room, {_resume_hint(run_dir)}", file=sys.stderr)
+        print(f"error: {e}; once there is room, {_resume_hint(run_dir, where=False)}",
+              file=sys.stderr)
         return 4
     except Interrupted as e:
         name = signal.Signals(e.signum).name
@@ -231,6 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; {_resume_hint(run_dir)}", file=sys.stderr)
         return 130
+    finally:
+        if lock is not None:
+            lock.release()
     final = ", ".join(f"{k} {v:.4g}" for k, v in summary["final"].items())
     print(f"done: {summary['epochs']} epochs in {summary['seconds']:.1f} s "
           f"({summary['seconds_per_epoch']:.1f} s/epoch); {final}")

@@ -1,6 +1,8 @@
-"""Nothing lost: kill -9 and resume, Ctrl-C, non-finite losses, determinism, corrupt checkpoints."""
+"""Nothing lost: kill -9 and resume, SIGTERM and Ctrl-C, a full disk, non-finite losses,
+determinism, corrupt checkpoints."""
 import csv
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from gan_vae_tf.errors import NonFiniteLoss
 from helpers import train_args
 
 ROOT = Path(__file__).resolve().parents[1]
+TF_NOISE = ("WARNING: All log messages before absl", "I0000 ", "W0000 ", "E0000 ")  # C++ start-up
 
 
 def _args(preset, data_dir, run, epochs, *extra):
@@ -132,20 +135,29 @@ def test_exploding_training_exits_3_and_keeps_the_last_checkpoint(tmp_path, mnis
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, mnist_dir):
-    run, epochs = tmp_path / "run", 40
-    proc = _spawn(_args("gan-mnist", mnist_dir, run, epochs))
+def test_ctrl_c_without_out_saves_a_checkpoint_and_names_the_real_run_directory(tmp_path, mnist_dir):
+    from gan_vae_tf import checkpoint
+
+    args = _args("gan-mnist", mnist_dir, "unused", 10)
+    args = args[:args.index("--out")] + args[args.index("--out") + 2:]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+    # Run from an empty folder, so the default experiments/runs/<preset>-<time> lands there.
+    proc = subprocess.Popen([sys.executable, "-m", "gan_vae_tf.train", *args], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    runs = tmp_path / "experiments" / "runs"
     deadline = time.time() + 240
-    while time.time() < deadline and not ((run / "history.csv").exists() and len(_epochs(run)) >= 2):
+    while time.time() < deadline and not list(runs.glob("*/checkpoint")):
         assert proc.poll() is None, proc.stderr.read()
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
-    assert f"--resume {run}" in err
-    assert (run / "checkpoint" / "state.index").is_file()
+    (run,) = runs.iterdir()
+    assert "RUN_DIR" not in err and err.strip().endswith(f"--resume {run.relative_to(tmp_path)}")
+    assert checkpoint.saved_position(run) is not None
     assert train.main(["--resume", str(run), "--verbose", "0"]) == 0
-    assert _epochs(run) == list(range(1, epochs + 1))
+    assert _epochs(run) == list(range(1, 11))
 
 
 @pytest.mark.parametrize("preset", ["gan-mnist-report", "gan-mnist", "vae-mnist"])
@@ -172,3 +184,150 @@ def test_checkpoint_restores_weights_optimizer_and_random_streams(tmp_path, pres
     assert np.array_equal(restored.fixed["noise"].numpy(), np.ones((2, 3)))
     optimizer = fresh.g_optimizer if preset.startswith("gan") else fresh.vae_optimizer
     assert int(optimizer.iterations.numpy()) == len(list(batches))
+
+
+def _limited_file_size(limit: int):
+    """For a child: files cannot grow past `limit` bytes, and a write that would is an error
+    (EFBIG, "File too large") instead of a SIGXFSZ kill: a disk that fills up mid-write."""
+    def apply():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_a_checkpoint_write_failing_midway_keeps_the_previous_one_and_exits_4(tmp_path, mnist_dir):
+    from gan_vae_tf import checkpoint
+
+    run = tmp_path / "run"
+    assert train.main(_args("gan-mnist", mnist_dir, run, 1)) == 0
+    before = {p.name: p.read_bytes() for p in (run / "checkpoint").iterdir()}
+    data_file = next(n for n in before if n.startswith("state.data"))
+    assert len(before[data_file]) > 400_000  # so the limit below falls inside its write
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run([sys.executable, "-m", "gan_vae_tf.train", "--resume", str(run),
+                          "--epochs", "3", "--verbose", "0"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300,
+                         preexec_fn=_limited_file_size(300_000))
+    assert out.returncode == 4, out.stderr[-2000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "could not write a checkpoint" in errors[0], out.stderr[-2000:]
+    assert "File too large" in errors[0] and "the end of epoch 1) is untouched" in errors[0]
+    assert f"--resume {run}" in errors[0]
+    assert {p.name: p.read_bytes() for p in (run / "checkpoint").iterdir()} == before
+    assert not (run / "checkpoint.tmp").exists() and _epochs(run) == [1, 2]  # no train on
+
+    assert checkpoint.saved_position(run) == checkpoint.Position(1)
+    assert train.main(["--resume", str(run), "--epochs", "3", "--verbose", "0"]) == 0
+    assert _epochs(run) == [1, 2, 3]
+
+
+def _wait_for_checkpoint(proc, run, timeout=240):
+    from gan_vae_tf import checkpoint
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if checkpoint.latest(run) is not None:
+            return
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_sigterm_saves_mid_epoch_exits_143_and_prints_the_resume_command(tmp_path, mnist_dir):
+    from gan_vae_tf import checkpoint
+
+    run = tmp_path / "run"
+    # Epochs of 6 steps and a checkpoint every 0.3 s: the signal most likely lands mid-epoch.
+    proc = _spawn(_args("gan-mnist", mnist_dir, run, 10, "--checkpoint-every", "0.005"))
+    _wait_for_checkpoint(proc, run)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    saved = checkpoint.saved_position(run)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("SIGTERM: stopped;") and f"at {saved.describe()};" in last
+    assert last.endswith(f"python -m gan_vae_tf.train --resume {run}")
+    assert train.main(["--resume", str(run), "--verbose", "0"]) == 0
+    assert _epochs(run) == list(range(1, 11))
+
+
+def test_a_second_process_on_a_run_being_trained_fails_at_once(tmp_path, mnist_dir):
+    run = tmp_path / "run"
+    first = _spawn(_args("gan-mnist", mnist_dir, run, 10, "--checkpoint-every", "0.005"))
+    _wait_for_checkpoint(first, run)
+    before = sorted(p.name for p in (run / "samples").iterdir())
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    for second in (["--resume", str(run)],
+                   _args("gan-mnist", mnist_dir, run, 2, "--overwrite")):
+        out = subprocess.run([sys.executable, "-m", "gan_vae_tf.train", *second], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2, out.stderr[-2000:]
+        assert "data:" not in out.stderr and "precision:" not in out.stderr  # nothing loaded
+        (err,) = [line for line in out.stderr.splitlines() if not line.startswith(TF_NOISE)]
+        assert err.startswith("error:") and \
+            f"{run} is being trained by another process (pid {first.pid})" in err
+    assert set(before) <= {p.name for p in (run / "samples").iterdir()}  # --overwrite removed nothing
+    assert first.wait(timeout=240) == 0, first.stderr.read()[-2000:]
+    assert _epochs(run) == list(range(1, 11))
+
+
+@pytest.mark.slow
+def test_random_sigkills_of_a_real_mnist_run_lose_one_interval_at_most_and_end_bit_identical(
+        tmp_path):
+    """Five SIGKILLs at random moments (inside epochs, during saves, between them), each
+    followed by --resume: every kill loses only the work since the last checkpoint, and the
+    final weights, optimizer and RNG states and history equal an uninterrupted run's."""
+    import random
+
+    from conftest import shared_data
+    from gan_vae_tf import checkpoint
+    from test_checkpoint import _checkpoint_tensors, _rows
+
+    root = shared_data()
+    if root is None or not (root / "mnist").is_dir():
+        pytest.skip("needs the real MNIST files in ../shared/data/mnist")
+    every = 0.005  # minutes: a checkpoint 0.3 s after the last one, at the next step boundary
+    args = _args("gan-mnist", root, tmp_path / "whole", 4, "--limit", "960", "--seed", "11",
+                 "--deterministic", "--checkpoint-every", str(every), "--verbose", "0")
+    assert train.main(args) == 0  # the uninterrupted reference: 4 epochs of 60 steps
+    run = tmp_path / "killed"
+    args[args.index("--out") + 1] = str(run)
+
+    def steps_done(position):
+        return position.epoch * 60 + position.step if position else -1
+
+    rng, kills = random.Random(13), []
+    proc = _spawn(args)
+    for target in sorted(rng.sample(range(1, 225), 5)):  # kill soon after these many steps
+        if kills:  # and only after the resumed process has made progress of its own
+            target = max(target, steps_done(kills[-1][0]) + 1)
+        deadline = time.time() + 240
+        while steps_done(checkpoint.saved_position(run)) < target:
+            assert proc.poll() is None, proc.stderr.read()[-2000:]
+            assert time.time() < deadline, "the run made no progress"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.5))
+        assert proc.poll() is None, "the run finished before it was killed five times"
+        proc.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        proc.wait()
+        position = checkpoint.saved_position(run)
+        saved_at = float((checkpoint.latest(run) / checkpoint.POSITION).read_text().split(
+            '"saved_at": ')[1].split("}")[0])
+        kills.append((position, killed_at - saved_at))
+        proc = _spawn(["--resume", str(run), "--verbose", "0"])  # a kill -9 leaves no lock
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()[-2000:]
+
+    positions = [p for p, _ in kills]
+    assert len({steps_done(p) for p in positions}) == 5, positions  # five different points
+    assert any(p.step > 0 for p in positions), positions  # some inside an epoch
+    # Lost work: the time since the last save, at most the interval plus one step, the save
+    # itself and an epoch end's files (a PNG and the loss curves) on a shared CPU.
+    assert max(lost for _, lost in kills) < every * 60 + 1.5, kills
+    assert _epochs(run) == [1, 2, 3, 4]
+    assert _rows(run) == _rows(tmp_path / "whole")
+    whole, resumed = _checkpoint_tensors(tmp_path / "whole"), _checkpoint_tensors(run)
+    assert whole.keys() == resumed.keys()
+    assert [k for k in whole if not np.array_equal(whole[k], resumed[k])] == []
