@@ -260,7 +260,7 @@ def scale(images: tf.Tensor, model: str, binarize: bool = False) -> tf.Tensor:
 
 class EpochOrder:
     """Which training images each batch of each epoch holds, as a pure function of (seed, epoch,
-    step): epoch e is a permutation drawn by numpy's Generator seeded with (seed, e).
+    step): epoch e is a permutation seeded with (seed, e) (a pass, see `steps`).
 
     A run resumed in the middle of epoch e therefore meets exactly the batches the stopped run
     had not trained on, and every later epoch in the same order, however many processes the run
