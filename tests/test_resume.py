@@ -284,9 +284,10 @@ def test_random_sigkills_of_a_real_mnist_run_lose_one_interval_at_most_and_end_b
     final weights, optimizer and RNG states and history equal an uninterrupted run's."""
     import random
 
-    from helpers import shared_data
-    from gan_vae_tf import checkpoint
     from test_checkpoint import _checkpoint_tensors, _rows
+
+    from gan_vae_tf import checkpoint
+    from helpers import shared_data
 
     root = shared_data()
     if root is None or not (root / "mnist").is_dir():
