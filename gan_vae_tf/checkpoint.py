@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from gan_vae_tf.data import EpochOrder
+from gan_vae_tf.distribute import cluster_errors
 from gan_vae_tf.errors import Interrupted, StorageError, UserError
 from gan_vae_tf.rundir import RunDir
 
@@ -128,6 +129,8 @@ class RunState:
             _fsync(tmp)
         except (OSError, tf.errors.OpError) as e:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, cluster_errors()):
+                raise  # a lost worker, not the disk
             previous = saved_position(run_dir)
             kept = (f"the previous checkpoint ({previous.describe()}) is untouched"
                     if previous else "there is no earlier checkpoint")
@@ -241,12 +244,14 @@ class Checkpoint(keras.callbacks.Callback):
 
     def __init__(self, run_dir: str | os.PathLike, state: RunState, order: EpochOrder,
                  every: float = 0.0, start: Position = Position(0),
-                 stop: StopRequest | None = None, clock: Callable[[], float] = time.monotonic):
+                 stop: StopRequest | None = None, clock: Callable[[], float] = time.monotonic,
+                 agree: Callable[..., tuple[bool, ...]] | None = None):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.state, self.order, self.every, self.start = state, order, float(every), start
         self.stop = stop
         self.clock = clock
+        self.agree = agree  # multiworker: every worker saves and stops at the same steps
         self.position = start
         self.stop_after_epoch: int | None = None  # ends a fit() that trains one resumed epoch
         self._first = 0
@@ -264,21 +269,27 @@ class Checkpoint(keras.callbacks.Callback):
             self.state.restore_trackers()
         self.position = Position(epoch, self._first, self._carried, self.order.steps)
         self._epoch_start = self.clock()
-        self._check_stop()
+        signum, _ = self._decide()
+        if signum is not None:
+            self._stop(signum)
 
     def on_train_batch_end(self, batch, logs=None):
         step = min(self._first + batch + 1, self.order.steps)
         if step == self.order.steps:
             return  # the epoch-end save (and stop) comes next, after the epoch's files
         self.position = Position(self.position.epoch, step, self._seconds(), self.order.steps)
-        if not self._check_stop() and self.every > 0 and \
-                self.clock() - self._last_save >= self.every:
+        signum, due = self._decide(self.every > 0 and self.clock() - self._last_save >= self.every)
+        if signum is not None:
+            self._stop(signum)
+        if due:
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
         self.position = Position(epoch + 1, steps_per_epoch=self.order.steps)
         self.save()
-        self._check_stop(saved=True)
+        signum, _ = self._decide()
+        if signum is not None:
+            self._stop(signum, saved=True)
         if self.stop_after_epoch == epoch:
             self.model.stop_training = True
 
@@ -289,10 +300,17 @@ class Checkpoint(keras.callbacks.Callback):
         self.state.save(self.run_dir, self.position)
         self._last_save = self.clock()
 
-    def _check_stop(self, saved: bool = False) -> bool:
-        """Save (unless just `saved`) and raise Interrupted when a stop was requested."""
-        if self.stop is None or self.stop.signum is None:
-            return False
+    def _decide(self, due: bool = False) -> tuple[int | None, bool]:
+        """(the signal to stop for or None, whether to save now). Under multiworker the
+        workers agree: all stop if any was signalled, all save if any one's clock says so."""
+        signum = self.stop.signum if self.stop is not None else None
+        if self.agree is not None:
+            stop, due = self.agree(signum is not None, due)
+            if stop and signum is None:
+                signum = signal.SIGTERM  # another worker was told to stop
+        return signum, due
+
+    def _stop(self, signum: int, saved: bool = False) -> None:
         if not saved:
             self.save()
-        raise Interrupted(self.stop.signum, saved=True)
+        raise Interrupted(signum, saved=True)

@@ -23,6 +23,11 @@ class StorageError(RuntimeError):
     stops at once, the previous checkpoint stays whole, and the CLIs exit 4."""
 
 
+class ClusterError(RuntimeError):
+    """Under multiworker, another worker stopped answering (killed, crashed, unreachable); the
+    run stops with the last checkpoint kept, and the CLIs exit 5."""
+
+
 class Interrupted(Exception):
     """SIGTERM or SIGINT stopped training: at a step boundary after saving a checkpoint
     (`saved`), or at once on a second signal, keeping the last checkpoint. Exit 128 + signum."""

@@ -8,15 +8,18 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from gan_vae_tf import config as config_lib
-from gan_vae_tf import console, rundir
-from gan_vae_tf.errors import Interrupted, NonFiniteLoss, StorageError, UserError
+from gan_vae_tf import console, distribute, rundir
+from gan_vae_tf.errors import (ClusterError, Interrupted, NonFiniteLoss, StorageError,
+                               UserError)
 
 log = logging.getLogger("gan_vae_tf")
 
@@ -84,22 +87,26 @@ def build_config(args: argparse.Namespace) -> config_lib.Config:
     return config_lib.override(config_lib.validate(cfg), args.set)
 
 
-def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool = False) -> dict:
-    """Train `cfg` into `run_dir` (continuing its checkpoint when `resume`); returns the summary
-    it also writes into the run directory. SIGTERM or Ctrl-C on the way saves a checkpoint at the next
-    step boundary and raises Interrupted."""
+def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool = False,
+          restore_from: Path | None = None) -> dict:
+    """Train `cfg` into `run_dir` (continuing the checkpoint of `restore_from`, by default
+    `run_dir`, when `resume`); returns the summary it also writes into the run directory.
+    SIGTERM or Ctrl-C on the way saves a checkpoint at the next step boundary and raises
+    Interrupted."""
+    strategy = distribute.make(cfg.train.strategy)  # first: multiworker sets up TensorFlow
     from gan_vae_tf import checkpoint
 
     with checkpoint.StopRequest() as stop:
-        return _train(cfg, run_dir, verbose, resume, stop)
+        return _train(cfg, run_dir, verbose, resume, restore_from or run_dir, strategy, stop)
 
 
-def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, stop) -> dict:
+def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, restore_from: Path,
+           strategy, stop) -> dict:
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from gan_vae_tf import callbacks, checkpoint, data, distribute, models, plots, precision
+    from gan_vae_tf import callbacks, checkpoint, data, models, plots, precision
 
     run = rundir.RunDir(run_dir)
     policy, why = precision.resolve(cfg.train.precision)
@@ -115,7 +122,6 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
     test_ds = data.pipeline(dataset.test, cfg, training=False)
     log.info("data: %s, %d train / %d test images", dataset.source, len(dataset.train), len(dataset.test))
 
-    strategy = distribute.make(cfg.train.strategy)
     rng = np.random.default_rng(cfg.train.seed)
     if cfg.model == "gan":
         fixed = {"noise": rng.standard_normal((16, cfg.gan.noise_dim)).astype("float32")}
@@ -128,7 +134,7 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
         state = checkpoint.RunState(model, fixed)
     start = checkpoint.Position(0)
     if resume:
-        start = state.restore(run_dir)
+        start = state.restore(restore_from)
         run.truncate_history(start.epoch)
         start = checkpoint.Position(start.epoch, start.step, start.seconds, order.steps)
         log.info("resuming at %s (%d epochs in all)", start.describe(), cfg.train.epochs)
@@ -145,7 +151,7 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
     if start.step:
         rows.carry(start.epoch, start.seconds)
     saver = checkpoint.Checkpoint(run_dir, state, order, cfg.train.checkpoint_every * 60,
-                                  start, stop)
+                                  start, stop, agree=distribute.agreement(strategy))
     cbs = [callbacks.NonFiniteGuard(), callbacks.SampleGrid(run_dir, render), rows, saver]
     progress = None
     if verbose == LINES:
@@ -174,6 +180,11 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
     except OSError as e:  # a history row, sample grid or saved model that could not be written
         raise StorageError(f"could not write {e.filename or 'to ' + str(run_dir)} "
                            f"({e.strerror or e}); the last checkpoint is kept") from None
+    except distribute.cluster_errors() as e:
+        if distribute.num_workers(strategy) < 2:
+            raise
+        raise ClusterError(f"lost contact with another worker "
+                           f"({distribute.cluster_error_reason(e)})") from None
     history = run.read_history()
     seconds = float(sum(history["seconds"]))
     steps = cfg.train.steps_per_epoch or len(dataset.train) // cfg.train.batch_size
@@ -186,16 +197,31 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, st
     return summary
 
 
-def _resume_hint(run_dir: Path | None, where: bool = True) -> str:
+def _resume_hint(run_dir: Path | None, where: bool = True, workers: int = 1) -> str:
     """What a stopped run's last line says: where its checkpoint stands (when `where`) and the
-    command that continues it."""
+    command that continues it (on every worker, when there are several)."""
     from gan_vae_tf import checkpoint
 
     position = checkpoint.saved_position(run_dir) if run_dir is not None else None
     if position is None:
         return "no checkpoint was saved yet, so there is nothing to resume"
     at = f"the checkpoint is at {position.describe()}; " if where else ""
-    return f"{at}continue with: python -m gan_vae_tf.train --resume {run_dir}"
+    every = ", started on every worker" if workers > 1 else ""
+    return f"{at}continue with: python -m gan_vae_tf.train --resume {run_dir}{every}"
+
+def _worker(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool) -> int:
+    """A multiworker task other than the chief: it trains the same steps (the collectives need
+    every worker) and saves the same checkpoints, but into a temporary folder it removes at the
+    end, so it writes nothing into the run directory, which it only reads to resume."""
+    scratch = Path(tempfile.mkdtemp(prefix="gan_vae_tf-worker-"))
+    try:
+        rundir.RunDir(scratch).samples.mkdir()
+        log.info("worker: the chief writes %s; this task writes only to %s", run_dir, scratch)
+        train(cfg, scratch, verbose, resume=resume, restore_from=run_dir)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"worker done; run directory (written by the chief): {run_dir}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,13 +232,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         split_cpu(args.cpu_devices)
     run_dir: Path | None = None
     lock = None
+    workers = 1
     try:
         cfg = build_config(args)
+        workers = distribute.cluster_size(cfg.train.strategy)
         run_dir = Path(args.resume) if args.resume else rundir.new_path(args.out, cfg.preset)
+        verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else LINES)
+        if not distribute.is_chief(cfg.train.strategy):
+            return _worker(cfg, run_dir, verbose, bool(args.resume))
         lock = rundir.RunLock(run_dir)  # at once, and before --overwrite removes anything
         if not args.resume:
             rundir.prepare(run_dir, cfg.preset, args.overwrite)
-        verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else LINES)
         log.info("run directory: %s", run_dir)
         summary = train(cfg, run_dir, verbose, resume=bool(args.resume))
     except UserError as e:
@@ -222,16 +252,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 3
     except StorageError as e:
-        print(f"error: {e}; once there is room, {_resume_hint(run_dir, where=False)}",
+        print(f"error: {e}; once there is room, {_resume_hint(run_dir, False, workers)}",
               file=sys.stderr)
         return 4
+    except ClusterError as e:
+        print(f"error: {e}; {_resume_hint(run_dir, workers=workers)}", file=sys.stderr)
+        return 5
     except Interrupted as e:
         name = signal.Signals(e.signum).name
         what = "stopped" if e.saved else "stopped at once (second signal)"
-        print(f"\n{name}: {what}; {_resume_hint(run_dir)}", file=sys.stderr)
+        print(f"\n{name}: {what}; {_resume_hint(run_dir, workers=workers)}", file=sys.stderr)
         return 128 + e.signum
     except KeyboardInterrupt:
-        print(f"\ninterrupted; {_resume_hint(run_dir)}", file=sys.stderr)
+        print(f"\ninterrupted; {_resume_hint(run_dir, workers=workers)}", file=sys.stderr)
         return 130
     finally:
         if lock is not None:

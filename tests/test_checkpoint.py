@@ -178,3 +178,47 @@ def test_checkpoint_every_saves_inside_epochs(tmp_path, mnist_dir, monkeypatch):
     assert positions == [(0, s) for s in range(1, 6)] + [(1, 0)] + \
         [(1, s) for s in range(1, 6)] + [(2, 0)]
     assert checkpoint.saved_position(run) == Position(2)
+
+
+def test_workers_save_and_stop_together_when_any_one_asks():
+    asked = []
+
+    def another_worker_was_signalled_at_step_3(stop, due):
+        asked.append((stop, due))  # asked at epoch begin, then after steps 1, 2, 3
+        return (len(asked) == 4, due or len(asked) == 3)
+
+    saver, state, clock = _saver(every=100.0)
+    saver.agree = another_worker_was_signalled_at_step_3
+    saver.on_train_begin()
+    saver.on_epoch_begin(0)  # asks once: nothing
+    saver.on_train_batch_end(0)  # nothing
+    saver.on_train_batch_end(1)  # another worker's clock says save: this one saves too
+    with pytest.raises(Interrupted) as info:
+        saver.on_train_batch_end(2)  # another worker got SIGTERM: save and stop
+    assert info.value.signum == signal.SIGTERM and info.value.saved
+    assert [(p.epoch, p.step) for p in state.saved] == [(0, 2), (0, 3)]
+    assert asked == [(False, False)] * 4
+
+
+@pytest.mark.parametrize("tf_config, chief, size", [
+    (None, True, 1),
+    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True, 2),
+    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False, 2),
+    ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}},
+     False, 2),
+    ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}},
+     True, 2),
+])
+def test_only_the_chief_of_a_multiworker_cluster_writes_the_run_directory(monkeypatch, tf_config,
+                                                                          chief, size):
+    import json
+
+    from gan_vae_tf import distribute
+
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    assert distribute.is_chief("multiworker") is chief
+    assert distribute.cluster_size("multiworker") == size
+    assert distribute.is_chief("default") and distribute.cluster_size("mirrored") == 1
