@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -18,8 +18,7 @@ from pathlib import Path
 
 from gan_vae_tf import config as config_lib
 from gan_vae_tf import console, distribute, rundir
-from gan_vae_tf.errors import (ClusterError, Interrupted, NonFiniteLoss, StorageError,
-                               UserError)
+from gan_vae_tf.errors import ClusterError, Interrupted, NonFiniteLoss, StorageError, UserError
 
 log = logging.getLogger("gan_vae_tf")
 

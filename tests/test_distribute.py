@@ -110,7 +110,7 @@ def test_two_workers_on_localhost_match_one_process_and_only_the_chief_writes(tm
     run = tmp_path / "run"
     procs = _workers(_worker_args(run, small_blob_dir, 2))
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
     assert "over 2 replicas" in outs[0][1]
     (scratch,) = [line.rsplit(" ", 1)[1] for line in outs[1][1].splitlines()
