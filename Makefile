@@ -14,7 +14,7 @@ ARGS ?=
 TRAIN_FLAGS = $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
               $(if $(RUN),--out $(RUN)) $(ARGS)
 
-.PHONY: install test test-fast lint train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate report bench bench-quality profile clean
+.PHONY: install test test-fast lint train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate report tensorboard bench bench-quality profile clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ evaluate: $(STAMP)
 # The comparison report of the newest evaluated run of each preset (or RUN="dir1 dir2 ...").
 report: $(STAMP)
 	$(PY) -m gan_vae_tf.report $(or $(RUN),--latest) $(ARGS)
+
+# TensorBoard over every run's logs in experiments/runs (or RUN=dir), at http://localhost:6006.
+tensorboard: $(STAMP)
+	$(PY) -m gan_vae_tf.board $(or $(RUN),experiments/runs) $(ARGS)
 
 # Throughput against the tutorials' method, side by side; not part of the tests.
 bench: $(STAMP)

@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 import keras
@@ -30,8 +31,11 @@ class SampleGrid(keras.callbacks.Callback):
         self.render = render
         self.scale = scale
 
+        self.last: np.ndarray | None = None  # the latest mosaic, for TensorBoardLog
+
     def on_epoch_end(self, epoch, logs=None):
-        plots.save_png(self.render(self.model), self.run.sample_png(epoch + 1), self.scale)
+        self.last = self.render(self.model)
+        plots.save_png(self.last, self.run.sample_png(epoch + 1), self.scale)
 
 
 class HistoryCSV(keras.callbacks.Callback):
@@ -75,6 +79,94 @@ class NonFiniteGuard(keras.callbacks.Callback):
             if not np.isfinite(float(value)):
                 raise NonFiniteLoss(f"{name} became {float(value)} at epoch {self.epoch}, step "
                                     f"{batch + 1}; the last good checkpoint is kept")
+
+
+_DESCRIPTIONS = {
+    "d_loss": "discriminator loss (BCE from logits)", "g_loss": "generator loss (BCE from logits)",
+    "d_real": "mean D(x): discriminator probability on real training images",
+    "d_fake": "mean D(G(z)): discriminator probability on generated images",
+    "loss": "negative ELBO, nats per image", "elbo": "ELBO, nats per image",
+    "log_px_z": "reconstruction log-likelihood log p(x|z), nats per image",
+    "kl": "KL(q(z|x) || p(z)), nats per image",
+}
+
+
+class TensorBoardLog(keras.callbacks.Callback):
+    """Per epoch, into RUN_DIR/tensorboard: every logged metric (`train/...`, and `test/...` for
+    the VAE's test-set values), the training images/s, and the epoch's sample grid.
+
+    The step is the epoch number, so a resumed run continues the same curves; `truncate_events`
+    first drops any epoch written after the checkpoint it resumes from, so no step appears twice.
+    """
+
+    def __init__(self, folder: str | os.PathLike, batch_size: int, grid: SampleGrid | None = None):
+        super().__init__()
+        import tensorflow as tf
+
+        self.writer = tf.summary.create_file_writer(str(folder))
+        self.batch_size, self.grid = batch_size, grid
+        self._start, self._last_step, self._steps = 0.0, 0.0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = self._last_step = time.perf_counter()
+        self._steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        self._last_step = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        step = epoch + 1
+        with self.writer.as_default(step=step):
+            for key, value in sorted((logs or {}).items()):
+                name = key[4:] if key.startswith("val_") else key
+                tag = f"{'test' if key.startswith('val_') else 'train'}/{name}"
+                tf.summary.scalar(tag, float(value), description=_DESCRIPTIONS.get(name))
+            seconds = self._last_step - self._start
+            if self._steps and seconds > 0:
+                tf.summary.scalar("speed/images_per_second", self._steps * self.batch_size / seconds,
+                                  description="training images per second this epoch "
+                                              "(steps x global batch / seconds)")
+            if self.grid is not None and self.grid.last is not None:
+                tf.summary.image("samples", self.grid.last[None], description=(
+                    "the fixed-input sample grid of samples/epoch_NNNN.png"))
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def event_files(folder: str | os.PathLike) -> list[Path]:
+    return sorted(Path(folder).glob("events.out.tfevents.*"))
+
+
+def truncate_events(folder: str | os.PathLike, last_step: int) -> None:
+    """Drop every summary with a step after `last_step` from the TensorBoard event files in
+    `folder` (epochs written after the checkpoint a run resumes from, and a record cut short
+    by a kill), so the resumed run writes each epoch exactly once."""
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    for path in event_files(folder):
+        kept, changed = [], False
+        try:
+            for record in tf.data.TFRecordDataset(str(path)):
+                raw = record.numpy()
+                event = event_pb2.Event.FromString(raw)
+                if event.HasField("summary") and event.step > last_step:
+                    changed = True
+                else:
+                    kept.append(raw)
+        except tf.errors.DataLossError:  # a record cut short by a kill
+            changed = True
+        if changed:
+            tmp = path.with_name("truncating.tmp")
+            with tf.io.TFRecordWriter(str(tmp)) as writer:
+                for raw in kept:
+                    writer.write(raw)
+            os.replace(tmp, path)
 
 
 class ProgressLines(keras.callbacks.Callback):

@@ -35,6 +35,7 @@ SUMMARY = "summary.json"
 METRICS = "metrics.json"
 CHECKPOINT = "checkpoint"
 LOCK = ".lock"
+TENSORBOARD = "tensorboard"
 _SAMPLE_PNG = "epoch_{:04d}.png"
 _SAMPLE_GLOB = "epoch_*.png"
 _NETWORK = "{}.keras"
@@ -57,6 +58,7 @@ class RunDir:
     summary = property(lambda self: self.path / SUMMARY)
     metrics = property(lambda self: self.path / METRICS)
     checkpoint = property(lambda self: self.path / CHECKPOINT)
+    tensorboard = property(lambda self: self.path / TENSORBOARD)
     checkpoint_tmp = property(lambda self: self.path / f"{CHECKPOINT}.tmp")
     checkpoint_old = property(lambda self: self.path / f"{CHECKPOINT}.old")
 

@@ -151,7 +151,11 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, re
         rows.carry(start.epoch, start.seconds)
     saver = checkpoint.Checkpoint(run_dir, state, order, cfg.train.checkpoint_every * 60,
                                   start, stop, agree=distribute.agreement(strategy))
-    cbs = [callbacks.NonFiniteGuard(), callbacks.SampleGrid(run_dir, render), rows, saver]
+    grid = callbacks.SampleGrid(run_dir, render)
+    if resume:
+        callbacks.truncate_events(run.tensorboard, start.epoch)
+    board = callbacks.TensorBoardLog(run.tensorboard, cfg.train.batch_size, grid)
+    cbs = [callbacks.NonFiniteGuard(), grid, rows, board, saver]
     progress = None
     if verbose == LINES:
         progress = callbacks.ProgressLines(cfg.train.epochs, cfg.train.batch_size, order.steps)
@@ -184,6 +188,8 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, re
             raise
         raise ClusterError(f"lost contact with another worker "
                            f"({distribute.cluster_error_reason(e)})") from None
+    finally:
+        board.close()
     history = run.read_history()
     seconds = float(sum(history["seconds"]))
     steps = cfg.train.steps_per_epoch or len(dataset.train) // cfg.train.batch_size
