@@ -11,6 +11,14 @@ EPOCHS ?=
 RUN ?=
 ARGS ?=
 
+# Any other NAME=value on the command line gets a warning naming the variable that was probably
+# meant: `make train-gan-mnist EPOCH=1` would otherwise start the full default run without a word.
+KNOWN_VARS := PYTHON VENV DATA_DIR EPOCHS RUN ARGS
+UNKNOWN_VARS := $(filter-out $(KNOWN_VARS),$(strip $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v)))))
+ifneq ($(UNKNOWN_VARS),)
+$(shell $(PYTHON) tools/make_vars.py "$(KNOWN_VARS)" $(foreach v,$(UNKNOWN_VARS),'$(v)=$(subst ','"'"',$($(v)))') >&2)
+endif
+
 TRAIN_FLAGS = $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
               $(if $(RUN),--out $(RUN)) $(ARGS)
 

