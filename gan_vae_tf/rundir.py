@@ -58,6 +58,7 @@ class RunDir:
     summary = property(lambda self: self.path / SUMMARY)
     metrics = property(lambda self: self.path / METRICS)
     checkpoint = property(lambda self: self.path / CHECKPOINT)
+    lock = property(lambda self: self.path / LOCK)
     tensorboard = property(lambda self: self.path / TENSORBOARD)
     checkpoint_tmp = property(lambda self: self.path / f"{CHECKPOINT}.tmp")
     checkpoint_old = property(lambda self: self.path / f"{CHECKPOINT}.old")
@@ -133,6 +134,7 @@ class RunLock:
         path = Path(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
+            self.made_file = not (path / LOCK).exists()
             self._file = (path / LOCK).open("a+")
         except OSError as e:
             raise UserError(f"cannot write to run directory {path}: {e.strerror or e}") from None
@@ -152,6 +154,31 @@ class RunLock:
     def release(self) -> None:
         if not self._file.closed:
             self._file.close()  # closing the descriptor drops the lock
+
+
+def outermost_missing(path: str | os.PathLike) -> Path | None:
+    """The highest folder on the way to `path` that does not exist yet (`path` itself, or e.g.
+    `experiments/runs/` on a fresh clone): what starting a run there creates."""
+    missing = None
+    for folder in (Path(path), *Path(path).parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def remove_failed_start(run_dir: str | os.PathLike, created: Path | None, lock: RunLock | None) -> None:
+    """A run that failed before writing its config (missing data, a batch too large, ...)
+    leaves nothing behind that its start made: `created` (the highest folder it made, see
+    `outermost_missing`) and the lock file, when the lock made it. A run that wrote its config
+    is kept whole, and so is anything that was there before."""
+    run = RunDir(run_dir)
+    if run.config.exists():
+        return
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+    if lock is not None and lock.made_file:
+        run.lock.unlink(missing_ok=True)
 
 
 def prepare(out: str | os.PathLike | None, preset: str, overwrite: bool) -> RunDir:

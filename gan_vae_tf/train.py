@@ -261,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gan_vae_tf.distribute import split_cpu
         split_cpu(args.cpu_devices)
     run_dir: Path | None = None
+    created: Path | None = None  # what this start makes, removed if it fails before training
     lock = None
     workers = 1
     try:
@@ -271,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("%s", settings_line(cfg, run_dir, bool(args.resume)))
         if not distribute.is_chief(cfg.train.strategy):
             return _worker(cfg, run_dir, verbose, bool(args.resume))
+        if not args.resume:
+            created = rundir.outermost_missing(rundir.RunDir(run_dir).samples)
         lock = rundir.RunLock(run_dir)  # at once, and before --overwrite removes anything
         if not args.resume:
             rundir.prepare(run_dir, cfg.preset, args.overwrite)
@@ -299,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if lock is not None:
             lock.release()
+        if run_dir is not None and not args.resume:
+            rundir.remove_failed_start(run_dir, created, lock)
     final = ", ".join(f"{k} {v:.4g}" for k, v in summary["final"].items())
     print(f"done: {summary['epochs']} epochs in {summary['seconds']:.1f} s "
           f"({summary['seconds_per_epoch']:.1f} s/epoch); {final}")
