@@ -201,7 +201,7 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, re
         if epoch < cfg.train.epochs:
             model.fit(data.pipeline(dataset.train, cfg, True, order=order), initial_epoch=epoch,
                       **fit)
-        nets = {run.model: model, **{run.network(n): net for n, net in model.networks().items()}}
+        nets = {run.model: inference_copy(model, cfg, policy), **{run.network(n): net for n, net in model.networks().items()}}
         for path, net in nets.items():
             with rundir.atomic_path(path) as tmp:
                 net.save(tmp)
@@ -225,6 +225,19 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, re
                "final": {k: v[-1] for k, v in history.items() if k not in ("epoch", "seconds")}}
     rundir.write_json(run.summary, summary)
     return summary
+
+
+def inference_copy(model, cfg: config_lib.Config, policy: str):
+    """The trained model without its optimizers, for `model.keras`: that file is for sampling,
+    evaluating and sharing, and `checkpoint/` already holds the optimizer state, which for Adam
+    is twice the size of the weights."""
+    from gan_vae_tf import models
+
+    twin = models.MODELS[cfg.model].from_run_config(cfg, policy)
+    twins = twin.networks()
+    for name, net in model.networks().items():
+        twins[name].set_weights(net.get_weights())
+    return twin
 
 
 def _resume_hint(run_dir: Path | None, where: bool = True, workers: int = 1) -> str:
