@@ -22,7 +22,7 @@ endif
 TRAIN_FLAGS = $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
               $(if $(RUN),--out $(RUN)) $(ARGS)
 
-.PHONY: install test test-fast lint train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate report tensorboard bench bench-quality profile clean
+.PHONY: install test test-fast lint train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate report tensorboard bench bench-checkpoint bench-quality profile clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +70,11 @@ tensorboard: $(STAMP)
 bench: $(STAMP)
 	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) -m benchmarks.bench $(ARGS)
 
-# Classifier score and FID of the default DCGAN-MNIST against 10 minutes of training.
+# Seconds per checkpoint save of each preset, beside its epoch time; not part of the tests.
+bench-checkpoint: $(STAMP)
+	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) -m benchmarks.bench_checkpoint $(ARGS)
+
+# Report settings vs default recipe: quality against training minutes, side by side.
 bench-quality: $(STAMP)
 	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) -m benchmarks.bench_quality $(ARGS)
 

@@ -32,6 +32,7 @@ if not __package__:  # run as a file (python benchmarks/x.py): find the `benchma
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import OUT, ROOT, cpu_name, images_for, preset_config, project_model  # noqa: E402
+from gan_vae_tf import console  # noqa: E402
 
 PRESETS = ("gan-mnist", "vae-mnist", "gan-anime", "vae-anime")
 # Timed steps per measurement: about 20-40 s each on a 2-core CPU, long enough for a spread of
@@ -198,6 +199,7 @@ def measure(spec: str, args) -> dict:
 
 
 def main() -> int:
+    console.setup()  # TensorFlow's start-up and grappler chatter stays off the output
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", default=",".join(PRESETS))
     p.add_argument("--steps", type=int, help="timed train steps per measurement "

@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # run as a file: make `benchmarks.common` importa
 import numpy as np  # noqa: E402
 
 from benchmarks.common import cpu_name  # noqa: E402
+from gan_vae_tf import console  # noqa: E402
 
 SUITES = {
     "mnist": {"arms": ("gan-mnist-report", "gan-mnist"), "minutes": 10.0, "num": 2000},
@@ -283,6 +284,7 @@ def markdown(r: dict) -> str:
 
 
 def main(argv=None) -> int:
+    console.setup()  # TensorFlow's start-up and grappler chatter stays off the output
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--suite", choices=(*SUITES, "all"), default="mnist")
     p.add_argument("--arms", nargs="+", help="presets (preset:section.key=value,...) to compare; "

@@ -18,6 +18,7 @@ if not __package__:  # run as a file (python benchmarks/x.py): find the `benchma
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common, profiling  # noqa: E402
+from gan_vae_tf import console  # noqa: E402
 
 STEPS = {"gan-mnist": 6, "vae-mnist": 150, "gan-anime": 3, "vae-anime": 6}
 
@@ -51,6 +52,7 @@ def markdown(results: list[dict], cores: int) -> str:
 
 
 def main() -> int:
+    console.setup()  # TensorFlow's start-up and grappler chatter stays off the output
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", default=",".join(STEPS))
     p.add_argument("--steps", type=int, help=f"traced steps (default per preset: {STEPS})")
