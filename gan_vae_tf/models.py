@@ -56,6 +56,18 @@ class _CustomTrainer(keras.Model):
     trackers: dict[str, keras.metrics.Metric]
     #: Names of the optimizers `compile()` takes, one per trained network (checkpoint keys).
     optimizer_names: tuple[str, ...] = ()
+    #: Whether training also reports test-set metrics each epoch (the VAE's test ELBO).
+    validates: bool = False
+
+    @classmethod
+    def fixed_inputs(cls, cfg, test_images, rng) -> dict:
+        """The inputs of the per-epoch sample grid, drawn once per run (and checkpointed), so
+        successive epochs show the same samples improving."""
+        raise NotImplementedError
+
+    def renderer(self, fixed: dict):
+        """A function of the model -> the uint8 sample grid of `fixed`'s inputs."""
+        raise NotImplementedError
 
     def networks(self) -> dict[str, keras.Model]:
         """The networks this model is made of, by name (the `.keras` file stems)."""
@@ -128,6 +140,15 @@ class DCGAN(_CustomTrainer):
     """
 
     optimizer_names = ("g_optimizer", "d_optimizer")
+
+    @classmethod
+    def fixed_inputs(cls, cfg, test_images, rng) -> dict:
+        return {"noise": rng.standard_normal((16, cfg.gan.noise_dim)).astype("float32")}
+
+    def renderer(self, fixed: dict):
+        from gan_vae_tf import plots
+
+        return plots.gan_renderer(fixed["noise"])
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, seed: int | None = None,
                  ema_decay: float = 0.0, label_smoothing: float = 0.0,
@@ -281,6 +302,20 @@ class VAE(_CustomTrainer):
         self.built = True
 
     optimizer_names = ("vae_optimizer",)
+    validates = True
+
+    @classmethod
+    def fixed_inputs(cls, cfg, test_images, rng) -> dict:
+        from gan_vae_tf import data
+
+        batch = data.pipeline(data.sample(test_images, 8), cfg, training=False, batch_size=8)
+        return {"z": rng.standard_normal((16, cfg.vae.latent_dim)).astype("float32"),
+                "batch": next(iter(batch)).numpy()}
+
+    def renderer(self, fixed: dict):
+        from gan_vae_tf import plots
+
+        return plots.vae_renderer(fixed["z"], fixed["batch"])
 
     def networks(self) -> dict[str, keras.Model]:
         return {"encoder": self.encoder, "decoder": self.decoder}

@@ -129,7 +129,7 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, re
     import numpy as np
     import tensorflow as tf
 
-    from gan_vae_tf import callbacks, checkpoint, data, models, plots, precision
+    from gan_vae_tf import callbacks, checkpoint, data, models, precision
 
     run = rundir.RunDir(run_dir)
     policy, why = precision.resolve(cfg.train.precision)
@@ -146,13 +146,8 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, re
     log.info("data: %s, %d train / %d test images, %d steps per epoch", dataset.source,
              len(dataset.train), len(dataset.test), order.steps)
 
-    rng = np.random.default_rng(cfg.train.seed)
-    if cfg.model == "gan":
-        fixed = {"noise": rng.standard_normal((16, cfg.gan.noise_dim)).astype("float32")}
-    else:
-        fixed = {"z": rng.standard_normal((16, cfg.vae.latent_dim)).astype("float32"),
-                 "batch": next(iter(data.pipeline(data.sample(dataset.test, 8), cfg, training=False,
-                                                  batch_size=8))).numpy()}
+    fixed = models.MODELS[cfg.model].fixed_inputs(cfg, dataset.test,
+                                                   np.random.default_rng(cfg.train.seed))
     with strategy.scope():
         model = models.build(cfg, policy)
         state = checkpoint.RunState(model, fixed)
@@ -169,8 +164,7 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, re
                          "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
         rundir.write_json(run.config, record)
     fixed = {k: v.numpy() for k, v in state.fixed.items()}
-    render = (plots.gan_renderer(fixed["noise"]) if cfg.model == "gan"
-              else plots.vae_renderer(fixed["z"], fixed["batch"]))
+    render = model.renderer(fixed)
     rows = callbacks.HistoryCSV(run_dir, title=f"{cfg.preset} ({dataset.source})")
     if start.step:
         rows.carry(start.epoch, start.seconds)
@@ -188,7 +182,7 @@ def _train(cfg: config_lib.Config, run_dir: Path, verbose: int, resume: bool, re
         cbs.append(progress)
     fit = dict(epochs=cfg.train.epochs, callbacks=cbs, verbose=0 if verbose == LINES else verbose,
                shuffle=False,
-               validation_data=test_ds if cfg.model == "vae" else None)
+               validation_data=test_ds if model.validates else None)
     try:
         epoch = start.epoch
         if start.step and epoch < cfg.train.epochs:
@@ -282,14 +276,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         workers = distribute.cluster_size(cfg.train.strategy)
         run_dir = Path(args.resume) if args.resume else rundir.new_path(args.out, cfg.preset)
         verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else LINES)
-        log.info("%s", settings_line(cfg, run_dir, bool(args.resume)))
         if not distribute.is_chief(cfg.train.strategy):
+            log.info("%s", settings_line(cfg, run_dir, bool(args.resume)))
             return _worker(cfg, run_dir, verbose, bool(args.resume))
         if not args.resume:
             created = rundir.outermost_missing(rundir.RunDir(run_dir).samples)
         lock = rundir.RunLock(run_dir)  # at once, and before --overwrite removes anything
         if not args.resume:
             rundir.prepare(run_dir, cfg.preset, args.overwrite)
+        log.info("%s", settings_line(cfg, run_dir, bool(args.resume)))
         summary = train(cfg, run_dir, verbose, resume=bool(args.resume))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
