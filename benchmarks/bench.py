@@ -14,6 +14,7 @@ ratios use the best (interference only slows a run down). Timing ends at the las
 after `fit()` returns: dropping a tf.data iterator mid-stream waits for its autotune thread's
 next wake-up (10 ms x 2^k), which added up to a whole 10.24 s or 40.96 s to some runs. Writes experiments/bench/results.{json,md}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -112,8 +113,20 @@ def run_baseline(cfg, images, steps: int) -> float:
                 r, f = disc(real, training=True), disc(fake, training=True)
                 g_loss = bce(tf.ones_like(f), f)
                 d_loss = bce(tf.ones_like(r), r) + bce(tf.zeros_like(f), f)
-            g_opt.apply_gradients(zip(gt.gradient(g_loss, gen.trainable_variables), gen.trainable_variables, strict=True))
-            d_opt.apply_gradients(zip(dt.gradient(d_loss, disc.trainable_variables), disc.trainable_variables, strict=True))
+            g_opt.apply_gradients(
+                zip(
+                    gt.gradient(g_loss, gen.trainable_variables),
+                    gen.trainable_variables,
+                    strict=True,
+                )
+            )
+            d_opt.apply_gradients(
+                zip(
+                    dt.gradient(d_loss, disc.trainable_variables),
+                    disc.trainable_variables,
+                    strict=True,
+                )
+            )
             return d_loss
     else:
         enc, dec = networks.encoder(cfg), networks.decoder(cfg)
@@ -127,9 +140,13 @@ def run_baseline(cfg, images, steps: int) -> float:
                 z = mean + tf.exp(0.5 * logvar) * tf.random.normal(tf.shape(mean))
                 logits = dec(z, training=True)
                 if cfg.vae.likelihood == "bernoulli":
-                    rec = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=xb, logits=logits), [1, 2, 3])
+                    rec = tf.reduce_sum(
+                        tf.nn.sigmoid_cross_entropy_with_logits(labels=xb, logits=logits), [1, 2, 3]
+                    )
                 else:
-                    rec = tf.reduce_sum(tf.square(xb - tf.sigmoid(logits)), [1, 2, 3]) / (2 * cfg.vae.obs_sigma ** 2)
+                    rec = tf.reduce_sum(tf.square(xb - tf.sigmoid(logits)), [1, 2, 3]) / (
+                        2 * cfg.vae.obs_sigma**2
+                    )
                 kl = 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mean) - 1.0 - logvar, 1)
                 loss = tf.reduce_mean(rec + kl)
             opt.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
@@ -166,7 +183,7 @@ def matmul_peak(dtype: str, n: int = 2048, reps: int = 10) -> float:
         for _ in range(reps):
             out = mm(a, b)
         out.numpy()
-        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - start))
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - start))
     return best
 
 
@@ -183,15 +200,32 @@ def child(args) -> None:
     else:
         rate = run_project(cfg, images, args.steps, in_memory=method == "memory")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"images_per_s": rate, "peak_rss_mb": rss, "data": source,
-                      "batch_size": cfg.train.batch_size,
-                      "flops_per_image": train_flops_per_image(cfg)}))
+    print(
+        json.dumps(
+            {
+                "images_per_s": rate,
+                "peak_rss_mb": rss,
+                "data": source,
+                "batch_size": cfg.train.batch_size,
+                "flops_per_image": train_flops_per_image(cfg),
+            }
+        )
+    )
 
 
 def measure(spec: str, args) -> dict:
     steps = args.steps or STEPS.get(spec.split(":")[0], 20)
-    cmd = [sys.executable, "-m", "benchmarks.bench", "--child", spec, "--steps", str(steps),
-           "--images", str(args.images)] + (["--data-dir", args.data_dir] if args.data_dir else [])
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench",
+        "--child",
+        spec,
+        "--steps",
+        str(steps),
+        "--images",
+        str(args.images),
+    ] + (["--data-dir", args.data_dir] if args.data_dir else [])
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
         raise SystemExit(f"benchmark child {spec} failed:\n{out.stderr[-2000:]}")
@@ -202,14 +236,18 @@ def main() -> int:
     console.setup()  # TensorFlow's start-up and grappler chatter stays off the output
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", default=",".join(PRESETS))
-    p.add_argument("--steps", type=int, help="timed train steps per measurement "
-                   f"(default per preset: {STEPS})")
+    p.add_argument(
+        "--steps", type=int, help=f"timed train steps per measurement (default per preset: {STEPS})"
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--images", type=int, default=8192, help="training images held by each run")
     p.add_argument("--data-dir", default=os.environ.get("GAN_VAE_TF_DATA_DIR"))
     p.add_argument("--out", default=str(OUT))
-    p.add_argument("--render", metavar="RESULTS_JSON",
-                   help="only rewrite the Markdown table from an earlier results.json")
+    p.add_argument(
+        "--render",
+        metavar="RESULTS_JSON",
+        help="only rewrite the Markdown table from an earlier results.json",
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -227,12 +265,18 @@ def main() -> int:
     from gan_vae_tf import precision
 
     policy, why = precision.resolve("auto")
-    machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-               "auto_precision": f"{policy} ({why})"}
+    machine = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "auto_precision": f"{policy} ({why})",
+    }
     print(f"machine: {machine}")
     peak = measure("peak", args)
-    print(f"matmul peak: float32 {peak['float32'] / 1e12:.3f} TFLOP/s, "
-          f"bfloat16 {peak['bfloat16'] / 1e12:.3f} TFLOP/s")
+    print(
+        f"matmul peak: float32 {peak['float32'] / 1e12:.3f} TFLOP/s, "
+        f"bfloat16 {peak['bfloat16'] / 1e12:.3f} TFLOP/s"
+    )
     rows = []
     for preset in args.presets.split(","):
         runs: dict[str, list[dict]] = {m: [] for m in METHODS}
@@ -240,23 +284,39 @@ def main() -> int:
             for method in METHODS:  # interleaved, so drift hits every method alike
                 runs[method].append(measure(f"{preset}:{method}", args))
         med = {m: statistics.median(r["images_per_s"] for r in rs) for m, rs in runs.items()}
-        spread = {m: (min(r["images_per_s"] for r in rs), max(r["images_per_s"] for r in rs))
-                  for m, rs in runs.items()}
+        spread = {
+            m: (min(r["images_per_s"] for r in rs), max(r["images_per_s"] for r in rs))
+            for m, rs in runs.items()
+        }
         flops = runs["project"][0]["flops_per_image"]
-        row = derive({"preset": preset, "data": runs["project"][0]["data"],
-                      "steps": args.steps or STEPS.get(preset, 20), "repeats": args.repeats,
-                      "measured_at": time.strftime("%Y-%m-%d %H:%M"),
-                      "batch_size": runs["project"][0]["batch_size"],
-                      "project_images_per_s": med["project"], "baseline_images_per_s": med["baseline"],
-                      "memory_images_per_s": med["memory"], "spread": spread,
-                      "rates": {m: [r["images_per_s"] for r in rs] for m, rs in runs.items()},
-                      "train_gflop_per_image": flops / 1e9,
-                      "peak_rss_mb": {m: max(r["peak_rss_mb"] for r in rs) for m, rs in runs.items()}},
-                     peak)
+        row = derive(
+            {
+                "preset": preset,
+                "data": runs["project"][0]["data"],
+                "steps": args.steps or STEPS.get(preset, 20),
+                "repeats": args.repeats,
+                "measured_at": time.strftime("%Y-%m-%d %H:%M"),
+                "batch_size": runs["project"][0]["batch_size"],
+                "project_images_per_s": med["project"],
+                "baseline_images_per_s": med["baseline"],
+                "memory_images_per_s": med["memory"],
+                "spread": spread,
+                "rates": {m: [r["images_per_s"] for r in rs] for m, rs in runs.items()},
+                "train_gflop_per_image": flops / 1e9,
+                "peak_rss_mb": {m: max(r["peak_rss_mb"] for r in rs) for m, rs in runs.items()},
+            },
+            peak,
+        )
         rows.append(row)
-        print(f"{preset}: " + ", ".join(
-            f"{m} best {spread[m][1]:.0f} img/s (median {med[m]:.0f}, slowest {spread[m][0]:.0f})"
-            for m in METHODS) + f"; ratio of best {row['best_ratio']:.2f}x", flush=True)
+        print(
+            f"{preset}: "
+            + ", ".join(
+                f"{m} best {spread[m][1]:.0f} img/s (median {med[m]:.0f}, slowest {spread[m][0]:.0f})"
+                for m in METHODS
+            )
+            + f"; ratio of best {row['best_ratio']:.2f}x",
+            flush=True,
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = {"machine": machine, "peak_flops": peak, "rows": rows}
@@ -270,17 +330,19 @@ def derive(row: dict, peak: dict) -> dict:
     """Ratios and peak fractions of one preset's measured rates, from the best runs."""
     flops = row["train_gflop_per_image"] * 1e9
     project, baseline = best(row, "project"), best(row, "baseline")
-    return {**row,
-            "ratio": row["project_images_per_s"] / row["baseline_images_per_s"],  # of medians
-            "best_ratio": project / baseline,
-            "pipeline_vs_memory": project / best(row, "memory"),
-            "project_tflops": project * flops / 1e12,
-            "fraction_of_fp32_peak": project * flops / peak["float32"],
-            "fraction_of_bf16_peak": project * flops / peak["bfloat16"],
-            "baseline_fraction_of_fp32_peak": baseline * flops / peak["float32"],
-            # the best ratio any implementation of the same FLOPs could reach at the faster
-            # measured matmul rate, bf16 or float32
-            "ceiling_ratio": max(peak.values()) / (baseline * flops)}
+    return {
+        **row,
+        "ratio": row["project_images_per_s"] / row["baseline_images_per_s"],  # of medians
+        "best_ratio": project / baseline,
+        "pipeline_vs_memory": project / best(row, "memory"),
+        "project_tflops": project * flops / 1e12,
+        "fraction_of_fp32_peak": project * flops / peak["float32"],
+        "fraction_of_bf16_peak": project * flops / peak["bfloat16"],
+        "baseline_fraction_of_fp32_peak": baseline * flops / peak["float32"],
+        # the best ratio any implementation of the same FLOPs could reach at the faster
+        # measured matmul rate, bf16 or float32
+        "ceiling_ratio": max(peak.values()) / (baseline * flops),
+    }
 
 
 def best(row: dict, method: str) -> float:
@@ -291,19 +353,24 @@ def best(row: dict, method: str) -> float:
 
 def markdown(result: dict) -> str:
     m, peak = result["machine"], result["peak_flops"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores; auto precision: {m['auto_precision']}; "
-             f"matmul peak float32 {peak['float32'] / 1e12:.3f} TFLOP/s, bfloat16 "
-             f"{peak['bfloat16'] / 1e12:.3f} TFLOP/s. Images/s: the best of the runs, then "
-             "median and slowest; ratio and peak fractions use the best runs (median "
-             "ratio in brackets). \"In memory\" is the project's model fed a resident batch; "
-             "\"ceiling\" is the ratio the baseline's FLOPs would allow at the faster matmul peak.",
-             "",
-             "| preset | runs x steps x batch | project img/s | in memory img/s | baseline img/s | ratio "
-             "| ceiling | GFLOP/img (train) | % fp32 peak (project / baseline) | % bf16 peak "
-             "| peak RSS MB (project / baseline) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    median = {"project": "project_images_per_s", "memory": "memory_images_per_s",
-              "baseline": "baseline_images_per_s"}
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores; auto precision: {m['auto_precision']}; "
+        f"matmul peak float32 {peak['float32'] / 1e12:.3f} TFLOP/s, bfloat16 "
+        f"{peak['bfloat16'] / 1e12:.3f} TFLOP/s. Images/s: the best of the runs, then "
+        "median and slowest; ratio and peak fractions use the best runs (median "
+        'ratio in brackets). "In memory" is the project\'s model fed a resident batch; '
+        '"ceiling" is the ratio the baseline\'s FLOPs would allow at the faster matmul peak.',
+        "",
+        "| preset | runs x steps x batch | project img/s | in memory img/s | baseline img/s | ratio "
+        "| ceiling | GFLOP/img (train) | % fp32 peak (project / baseline) | % bf16 peak "
+        "| peak RSS MB (project / baseline) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    median = {
+        "project": "project_images_per_s",
+        "memory": "memory_images_per_s",
+        "baseline": "baseline_images_per_s",
+    }
 
     def cell(r: dict, k: str) -> str:
         return f"{best(r, k):.0f} ({r[median[k]]:.0f}, {r['spread'][k][0]:.0f})"
@@ -317,7 +384,8 @@ def markdown(result: dict) -> str:
             f"| {r['train_gflop_per_image']:.3f} "
             f"| {100 * r['fraction_of_fp32_peak']:.0f}% / {100 * r['baseline_fraction_of_fp32_peak']:.0f}% "
             f"| {100 * r['fraction_of_bf16_peak']:.0f}% "
-            f"| {r['peak_rss_mb']['project']:.0f} / {r['peak_rss_mb']['baseline']:.0f} |")
+            f"| {r['peak_rss_mb']['project']:.0f} / {r['peak_rss_mb']['baseline']:.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -32,7 +32,9 @@ def measure(preset: str, data_dir: str | None, saves: int, steps: int) -> dict:
     start = time.perf_counter()
     model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
     step_s = (time.perf_counter() - start) / steps
-    epoch_steps = cfg.train.steps_per_epoch or len(data.load(cfg.data).train) // cfg.train.batch_size
+    epoch_steps = (
+        cfg.train.steps_per_epoch or len(data.load(cfg.data).train) // cfg.train.batch_size
+    )
     state = checkpoint.RunState(model, {"noise": np.zeros((16, 4), "float32")})
     times = []
     with tempfile.TemporaryDirectory() as folder:
@@ -41,28 +43,44 @@ def measure(preset: str, data_dir: str | None, saves: int, steps: int) -> dict:
             start = time.perf_counter()
             state.save(run_dir, checkpoint.Position(0, i + 1, 0.0, epoch_steps))
             times.append(time.perf_counter() - start)
-        size = sum(f.stat().st_size for f in rundir.RunDir(run_dir).checkpoint.rglob("*") if f.is_file())
+        size = sum(
+            f.stat().st_size for f in rundir.RunDir(run_dir).checkpoint.rglob("*") if f.is_file()
+        )
     save_s = statistics.median(times)
     epoch_s = epoch_steps * step_s
-    return {"preset": preset, "precision": policy, "data": source, "batch": cfg.train.batch_size,
-            "save_seconds_median": round(save_s, 3), "save_seconds_all": [round(t, 3) for t in times],
-            "checkpoint_mb": round(size / 1e6, 1), "step_seconds": round(step_s, 4),
-            "steps_per_epoch": epoch_steps, "epoch_seconds": round(epoch_s, 1),
-            "share_of_epoch": round(save_s / epoch_s, 4),
-            "share_of_5_min_interval": round(save_s / 300, 4)}
+    return {
+        "preset": preset,
+        "precision": policy,
+        "data": source,
+        "batch": cfg.train.batch_size,
+        "save_seconds_median": round(save_s, 3),
+        "save_seconds_all": [round(t, 3) for t in times],
+        "checkpoint_mb": round(size / 1e6, 1),
+        "step_seconds": round(step_s, 4),
+        "steps_per_epoch": epoch_steps,
+        "epoch_seconds": round(epoch_s, 1),
+        "share_of_epoch": round(save_s / epoch_s, 4),
+        "share_of_5_min_interval": round(save_s / 300, 4),
+    }
 
 
 def markdown(rows: list[dict], cpu: str) -> str:
-    lines = [f"Checkpoint cost on {cpu}: median of the saves' wall times (temporary folder, fsync, "
-             "swap), one preset at a time; the epoch time is steps per epoch x the measured "
-             "seconds per training step.", "",
-             "| preset | precision | checkpoint MB | seconds per save | seconds per epoch "
-             "(steps) | save / epoch | save / 5-min interval |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Checkpoint cost on {cpu}: median of the saves' wall times (temporary folder, fsync, "
+        "swap), one preset at a time; the epoch time is steps per epoch x the measured "
+        "seconds per training step.",
+        "",
+        "| preset | precision | checkpoint MB | seconds per save | seconds per epoch "
+        "(steps) | save / epoch | save / 5-min interval |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['preset']} | {r['precision']} | {r['checkpoint_mb']} | "
-                     f"{r['save_seconds_median']:.2f} | {r['epoch_seconds']:.0f} "
-                     f"({r['steps_per_epoch']}) | {100 * r['share_of_epoch']:.2f}% | "
-                     f"{100 * r['share_of_5_min_interval']:.2f}% |")
+        lines.append(
+            f"| {r['preset']} | {r['precision']} | {r['checkpoint_mb']} | "
+            f"{r['save_seconds_median']:.2f} | {r['epoch_seconds']:.0f} "
+            f"({r['steps_per_epoch']}) | {100 * r['share_of_epoch']:.2f}% | "
+            f"{100 * r['share_of_5_min_interval']:.2f}% |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -79,9 +97,11 @@ def main() -> None:
     rows = []
     for preset in args.presets:
         row = measure(preset, args.data_dir, args.saves, args.steps)
-        print(f"{preset}: {row['save_seconds_median']:.2f} s per save ({row['checkpoint_mb']} MB), "
-              f"epoch {row['epoch_seconds']:.0f} s -> {100 * row['share_of_epoch']:.2f}% of an epoch",
-              flush=True)
+        print(
+            f"{preset}: {row['save_seconds_median']:.2f} s per save ({row['checkpoint_mb']} MB), "
+            f"epoch {row['epoch_seconds']:.0f} s -> {100 * row['share_of_epoch']:.2f}% of an epoch",
+            flush=True,
+        )
         rows.append(row)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ ratio of the two recipes' minutes to reach each threshold, measured in the same 
 script also runs ablations. Writes experiments/bench/quality-<suite>.{json,md,png} and the
 sample grid of every arm at every probe.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,11 @@ SUITES = {
 # Thresholds a "minutes to reach" column is computed for: (metric, comparison, value or a
 # multiple of the real-data floor).
 THRESHOLDS = {
-    "mnist": [("classifier_score", ">=", 8.0, None), ("classifier_score", ">=", 9.0, None),
-              ("fid", "<=", None, 5.0)],
+    "mnist": [
+        ("classifier_score", ">=", 8.0, None),
+        ("classifier_score", ">=", 9.0, None),
+        ("fid", "<=", None, 5.0),
+    ],
     # 47.7 is half of the report DCGAN-64's SWD after 5 epochs (95.4, experiments/RESULTS.md).
     "anime": [("swd", "<=", 80.0, None), ("swd", "<=", 47.7, None), ("swd", "<=", None, 3.0)],
 }
@@ -91,8 +95,12 @@ class Budget:
 
     def _record(self, model, spent: float) -> None:
         paused = time.perf_counter()
-        point = {"train_seconds": round(spent, 2), "steps": self.steps,
-                 "images_seen": self.steps * self.batch_size, **self.probe(model, spent, self.steps)}
+        point = {
+            "train_seconds": round(spent, 2),
+            "steps": self.steps,
+            "images_seen": self.steps * self.batch_size,
+            **self.probe(model, spent, self.steps),
+        }
         self.points.append(point)
         self.uncharged += time.perf_counter() - paused
 
@@ -126,27 +134,42 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path) -> dict:
 
     def probe(m, spent: float, steps: int) -> dict:
         images = keras.ops.convert_to_numpy(m.sampler(noise, training=False))
-        plots.save_png(plots.grid(plots.to_uint8(images, (-1.0, 1.0)), 4),
-                       folder / f"minute_{spent / 60:05.2f}.png", 2 if suite == "mnist" else 1)
+        plots.save_png(
+            plots.grid(plots.to_uint8(images, (-1.0, 1.0)), 4),
+            folder / f"minute_{spent / 60:05.2f}.png",
+            2 if suite == "mnist" else 1,
+        )
         point = scorer(evaluate.generate(m, args.num))
         if getattr(m, "generator_ema", None) is not None:  # the raw generator of the same run
             m.sample_with_ema = False
             point.update({f"raw_{k}": v for k, v in scorer(evaluate.generate(m, args.num)).items()})
             m.sample_with_ema = True
-        print(f"  {arm} {spent / 60:5.2f} min, {steps} steps: "
-              + ", ".join(f"{k} {v:.3f}" for k, v in point.items()), flush=True)
+        print(
+            f"  {arm} {spent / 60:5.2f} min, {steps} steps: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in point.items()),
+            flush=True,
+        )
         return point
 
     budget = Budget(args.minutes * 60, args.every, probe, cfg.train.batch_size)
     ds = data.pipeline(dataset.train, cfg, training=True)
-    print(f"{arm}: precision {policy} ({why}), batch {cfg.train.batch_size}, "
-          f"budget {args.minutes:g} min", flush=True)
+    print(
+        f"{arm}: precision {policy} ({why}), batch {cfg.train.batch_size}, "
+        f"budget {args.minutes:g} min",
+        flush=True,
+    )
     wall = time.perf_counter()
     model.fit(ds.repeat(), epochs=1, steps_per_epoch=10**9, callbacks=[budget.callback], verbose=0)
-    return {"arm": arm, "preset": preset, "overrides": sets, "precision": policy,
-            "batch_size": cfg.train.batch_size, "points": budget.points,
-            "wall_seconds_including_scoring": round(time.perf_counter() - wall, 1),
-            "grids": str(folder.relative_to(grids.parent))}
+    return {
+        "arm": arm,
+        "preset": preset,
+        "overrides": sets,
+        "precision": policy,
+        "batch_size": cfg.train.batch_size,
+        "points": budget.points,
+        "wall_seconds_including_scoring": round(time.perf_counter() - wall, 1),
+        "grids": str(folder.relative_to(grids.parent)),
+    }
 
 
 def make_scorer(suite: str, dataset, num: int):
@@ -156,8 +179,9 @@ def make_scorer(suite: str, dataset, num: int):
     n = quality.reference_size(num, len(dataset.test))
     real, reference = quality.real_sets(dataset.test, n)
     if suite == "mnist":
-        clf, accuracy = classifier.train_or_load("mnist", dataset.train, dataset.train_labels,
-                                                 dataset.test, dataset.test_labels)
+        clf, accuracy = classifier.train_or_load(
+            "mnist", dataset.train, dataset.train_labels, dataset.test, dataset.test_labels
+        )
         keys = ("classifier_score", "fid", "precision", "recall")
         first = quality.classifier_quality(clf, real, reference, reference)
         floor = {k: first["real_floor"][k] for k in keys}
@@ -165,27 +189,40 @@ def make_scorer(suite: str, dataset, num: int):
         def score(fake):
             q = quality.classifier_quality(clf, real, reference, fake[:n])
             return {k: float(q["model"][k]) for k in keys}
+
         return score, floor, {"classifier_test_accuracy": accuracy, "images_per_score": n}
 
     floor = quality.patch_quality(real, reference, reference)["real_floor"]
 
     def score(fake):
         return {"swd": float(quality.patch_quality(real, reference, fake[:n])["model"]["swd"])}
+
     return score, floor, {"images_per_score": n}
 
 
-def thresholds_table(suite: str, arms: list[dict], floor: dict, budget_min: float) -> tuple[list, str]:
+def thresholds_table(
+    suite: str, arms: list[dict], floor: dict, budget_min: float
+) -> tuple[list, str]:
     rows, lines = [], []
     names = [a["arm"] for a in arms]
-    lines += ["| threshold | " + " | ".join(f"minutes, {n}" for n in names)
-              + (" | ratio (first / last)" if len(arms) > 1 else "") + " |",
-              "|---|" + "---|" * (len(arms) + (1 if len(arms) > 1 else 0))]
+    lines += [
+        "| threshold | "
+        + " | ".join(f"minutes, {n}" for n in names)
+        + (" | ratio (first / last)" if len(arms) > 1 else "")
+        + " |",
+        "|---|" + "---|" * (len(arms) + (1 if len(arms) > 1 else 0)),
+    ]
     for key, op, value, times_floor in THRESHOLDS[suite]:
         target = value if value is not None else times_floor * floor[key]
-        label = (f"{key} {op} {target:g}" if times_floor is None
-                 else f"{key} {op} {times_floor:g}x floor ({target:.3g})")
+        label = (
+            f"{key} {op} {target:g}"
+            if times_floor is None
+            else f"{key} {op} {times_floor:g}x floor ({target:.3g})"
+        )
         times = [reached(a["points"], key, op, target) for a in arms]
-        cells = [f"{t / 60:.1f}" if t is not None else f"> {budget_min:g} (not reached)" for t in times]
+        cells = [
+            f"{t / 60:.1f}" if t is not None else f"> {budget_min:g} (not reached)" for t in times
+        ]
         ratio = None
         if len(arms) > 1 and times[-1] is not None:
             first = times[0] if times[0] is not None else budget_min * 60
@@ -193,29 +230,51 @@ def thresholds_table(suite: str, arms: list[dict], floor: dict, budget_min: floa
             cells.append(("" if times[0] is not None else "> ") + f"{ratio:.1f}x")
         elif len(arms) > 1:
             cells.append("n/a")
-        rows.append({"threshold": label, "seconds": times, "ratio": ratio,
-                     "ratio_is_lower_bound": times[0] is None})
+        rows.append(
+            {
+                "threshold": label,
+                "seconds": times,
+                "ratio": ratio,
+                "ratio_is_lower_bound": times[0] is None,
+            }
+        )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return rows, "\n".join(lines)
 
 
 def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = (("classifier_score", "classifier score (higher is better)", False),
-            ("fid", "FID, classifier features (lower is better)", True)) if suite == "mnist" else \
-        (("swd", "SWD x 1e3, Laplacian patches (lower is better)", True),)
+    keys = (
+        (
+            ("classifier_score", "classifier score (higher is better)", False),
+            ("fid", "FID, classifier features (lower is better)", True),
+        )
+        if suite == "mnist"
+        else (("swd", "SWD x 1e3, Laplacian patches (lower is better)", True),)
+    )
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.9), squeeze=False)
     for ax, (key, label, log) in zip(axes[0], keys, strict=True):
         for a in arms:
-            line, = ax.plot([p["train_seconds"] / 60 for p in a["points"]],
-                            [p[key] for p in a["points"]], marker="o", ms=3, label=a["arm"])
+            (line,) = ax.plot(
+                [p["train_seconds"] / 60 for p in a["points"]],
+                [p[key] for p in a["points"]],
+                marker="o",
+                ms=3,
+                label=a["arm"],
+            )
             if f"raw_{key}" in a["points"][-1]:
-                ax.plot([p["train_seconds"] / 60 for p in a["points"]],
-                        [p[f"raw_{key}"] for p in a["points"]], ls="--", color=line.get_color(),
-                        lw=1, label=f"{a['arm']}, raw generator (no EMA)")
+                ax.plot(
+                    [p["train_seconds"] / 60 for p in a["points"]],
+                    [p[f"raw_{key}"] for p in a["points"]],
+                    ls="--",
+                    color=line.get_color(),
+                    lw=1,
+                    label=f"{a['arm']}, raw generator (no EMA)",
+                )
         ax.axhline(floor[key], color="gray", ls="--", label="real data (floor)")
         for k, _, value, _ in THRESHOLDS[suite]:
             if k == key and value is not None:
@@ -232,26 +291,32 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
     plt.close(fig)
 
 
-def compare_grids(suite: str, arms: list[dict], grids: Path, minutes: list[float], path: Path,
-                  title: str) -> None:
+def compare_grids(
+    suite: str, arms: list[dict], grids: Path, minutes: list[float], path: Path, title: str
+) -> None:
     """One row per chosen minute, one column per arm: the same 16 noise vectors' samples at the
     probe nearest that minute, each titled with its score."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from PIL import Image
 
     key = "classifier_score" if suite == "mnist" else "swd"
-    fig, axes = plt.subplots(len(minutes), len(arms), figsize=(3.2 * len(arms), 3.4 * len(minutes)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(minutes), len(arms), figsize=(3.2 * len(arms), 3.4 * len(minutes)), squeeze=False
+    )
     for row, minute in enumerate(minutes):
         for col, a in enumerate(arms):
             point = min(a["points"], key=lambda p: abs(p["train_seconds"] / 60 - minute))
             png = grids.parent / a["grids"] / f"minute_{point['train_seconds'] / 60:05.2f}.png"
             ax = axes[row][col]
             ax.imshow(np.asarray(Image.open(png)), cmap="gray")
-            ax.set_title(f"{a['arm']}\n{point['train_seconds'] / 60:.1f} min, {point['steps']} steps, "
-                         f"{key.replace('_', ' ')} {point[key]:.2f}", fontsize=7)
+            ax.set_title(
+                f"{a['arm']}\n{point['train_seconds'] / 60:.1f} min, {point['steps']} steps, "
+                f"{key.replace('_', ' ')} {point[key]:.2f}",
+                fontsize=7,
+            )
             ax.axis("off")
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
@@ -261,24 +326,39 @@ def compare_grids(suite: str, arms: list[dict], grids: Path, minutes: list[float
 
 def markdown(r: dict) -> str:
     m = r["machine"]
-    lines = [f"Suite {r['suite']}: each arm trained for {r['budget_minutes']:g} minutes on "
-             f"{m['cpu']} ({m['cores']} cores), one arm at a time, scored every "
-             f"{r['every_seconds']:g} s on {r['extra']['images_per_score']} generated images "
-             f"against as many held-out real ones (scoring time not charged).", ""]
+    lines = [
+        f"Suite {r['suite']}: each arm trained for {r['budget_minutes']:g} minutes on "
+        f"{m['cpu']} ({m['cores']} cores), one arm at a time, scored every "
+        f"{r['every_seconds']:g} s on {r['extra']['images_per_score']} generated images "
+        f"against as many held-out real ones (scoring time not charged).",
+        "",
+    ]
     lines += [r["thresholds_markdown"], ""]
     keys = list(r["floor"])
     for a in r["arms"]:
         cols = keys + [f"raw_{k}" for k in keys if f"raw_{k}" in a["points"][-1]]
-        lines += [f"**{a['arm']}** ({a['precision']}, batch {a['batch_size']})"
-                  + ("; raw_* columns: the raw generator of the same run, without its EMA"
-                     if len(cols) > len(keys) else ""), "",
-                  "| minutes | steps | images seen | " + " | ".join(cols) + " |",
-                  "|---|---|---|" + "---|" * len(cols)]
+        lines += [
+            f"**{a['arm']}** ({a['precision']}, batch {a['batch_size']})"
+            + (
+                "; raw_* columns: the raw generator of the same run, without its EMA"
+                if len(cols) > len(keys)
+                else ""
+            ),
+            "",
+            "| minutes | steps | images seen | " + " | ".join(cols) + " |",
+            "|---|---|---|" + "---|" * len(cols),
+        ]
         for p in a["points"]:
-            lines.append(f"| {p['train_seconds'] / 60:.1f} | {p['steps']} | {p['images_seen']} | "
-                         + " | ".join(f"{p[k]:.3g}" for k in cols) + " |")
-        lines.append("| real data (floor) | | | " + " | ".join(f"{r['floor'][k.removeprefix('raw_')]:.3g}"
-                                                          for k in cols) + " |")
+            lines.append(
+                f"| {p['train_seconds'] / 60:.1f} | {p['steps']} | {p['images_seen']} | "
+                + " | ".join(f"{p[k]:.3g}" for k in cols)
+                + " |"
+            )
+        lines.append(
+            "| real data (floor) | | | "
+            + " | ".join(f"{r['floor'][k.removeprefix('raw_')]:.3g}" for k in cols)
+            + " |"
+        )
         lines.append("")
     return "\n".join(lines)
 
@@ -287,8 +367,12 @@ def main(argv=None) -> int:
     console.setup()  # TensorFlow's start-up and grappler chatter stays off the output
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--suite", choices=(*SUITES, "all"), default="mnist")
-    p.add_argument("--arms", nargs="+", help="presets (preset:section.key=value,...) to compare; "
-                                             "default: the suite's report preset and default preset")
+    p.add_argument(
+        "--arms",
+        nargs="+",
+        help="presets (preset:section.key=value,...) to compare; "
+        "default: the suite's report preset and default preset",
+    )
     p.add_argument("--minutes", type=float, help="training budget per arm (mnist 10, anime 30)")
     p.add_argument("--every", type=float, default=60.0, help="seconds of training between scores")
     p.add_argument("--num", type=int, help="generated images per score (mnist 2000, anime 1000)")
@@ -305,7 +389,7 @@ def main(argv=None) -> int:
     from gan_vae_tf import data
     from gan_vae_tf.errors import UserError
 
-    for suite in (SUITES if args.suite == "all" else (args.suite,)):
+    for suite in SUITES if args.suite == "all" else (args.suite,):
         spec = SUITES[suite]
         arms = args.arms or list(spec["arms"])
         minutes, num = args.minutes or spec["minutes"], args.num or spec["num"]
@@ -319,27 +403,45 @@ def main(argv=None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         if suite == "mnist" and dataset.train_labels is None:
-            print("error: the mnist suite needs labelled digits to train its classifier", file=sys.stderr)
+            print(
+                "error: the mnist suite needs labelled digits to train its classifier",
+                file=sys.stderr,
+            )
             return 2
         scorer, floor, extra = make_scorer(suite, dataset, num)
-        print(f"{suite}: {len(dataset.train)} train images from {dataset.source}; floor {floor}",
-              flush=True)
+        print(
+            f"{suite}: {len(dataset.train)} train images from {dataset.source}; floor {floor}",
+            flush=True,
+        )
         out = Path(args.out)
         name = f"quality-{suite}{args.tag}"
         grids = out / f"{name}-grids"
         results = [run_arm(arm, suite, dataset, scorer, run_args, grids) for arm in arms]
         rows, table = thresholds_table(suite, results, floor, minutes)
-        result = {"suite": suite, "machine": {"cpu": cpu_name(), "cores": os.cpu_count(),
-                                              "python": platform.python_version()},
-                  "data": dataset.source, "train_images": len(dataset.train),
-                  "budget_minutes": minutes, "every_seconds": args.every, "floor": floor,
-                  "extra": extra, "thresholds": rows, "thresholds_markdown": table,
-                  "arms": results}
+        result = {
+            "suite": suite,
+            "machine": {
+                "cpu": cpu_name(),
+                "cores": os.cpu_count(),
+                "python": platform.python_version(),
+            },
+            "data": dataset.source,
+            "train_images": len(dataset.train),
+            "budget_minutes": minutes,
+            "every_seconds": args.every,
+            "floor": floor,
+            "extra": extra,
+            "thresholds": rows,
+            "thresholds_markdown": table,
+            "arms": results,
+        }
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
         (out / f"{name}.md").write_text(markdown(result))
-        title = (f"{suite}: {result['machine']['cpu']} ({result['machine']['cores']} cores), "
-                 f"{num} samples per point, scoring not charged")
+        title = (
+            f"{suite}: {result['machine']['cpu']} ({result['machine']['cores']} cores), "
+            f"{num} samples per point, scoring not charged"
+        )
         curves(suite, results, floor, out / f"{name}.png", title)
         marks = [m for m in (1.0, minutes / 2, minutes) if m <= minutes]
         compare_grids(suite, results, grids, sorted(set(marks)), out / f"{name}-grids.png", title)

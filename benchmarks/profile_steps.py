@@ -4,6 +4,7 @@
 training path (the same model, pipeline and precision as `train.py`) with the TensorFlow
 profiler, then sums op self-time into categories. Writes experiments/bench/profile.{json,md}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,14 +31,25 @@ def profile_preset(preset: str, steps: int, data_dir: str | None) -> dict:
     start = time.perf_counter()
     summary = profiling.profile_fit(model, ds, steps)
     wall = time.perf_counter() - start
-    return {"preset": preset, "data": source, "precision": policy, "batch_size": cfg.train.batch_size,
-            "traced_wall_seconds": wall, **summary}
+    return {
+        "preset": preset,
+        "data": source,
+        "precision": policy,
+        "batch_size": cfg.train.batch_size,
+        "traced_wall_seconds": wall,
+        **summary,
+    }
 
 
 def markdown(results: list[dict], cores: int) -> str:
-    lines = [f"Share of busy op self-time per category ({cores} cores; profiler overhead included "
-             "in the wall time).", ""]
-    header = ["category"] + [f"{r['preset']} ({r['steps']} steps x {r['batch_size']})" for r in results]
+    lines = [
+        f"Share of busy op self-time per category ({cores} cores; profiler overhead included "
+        "in the wall time).",
+        "",
+    ]
+    header = ["category"] + [
+        f"{r['preset']} ({r['steps']} steps x {r['batch_size']})" for r in results
+    ]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for cat in profiling.CATEGORIES:
         cells = [f"{100 * r['categories'].get(cat, 0.0):.1f}%" for r in results]

@@ -6,6 +6,7 @@ The trace is converted with the profiler's own `framework_op_stats` tool, which 
 TensorFlow (no TensorBoard plugin needed). Shares are of busy self-time: the profiler's IDLE
 rows (threads waiting) are left out.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,11 +15,25 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-CATEGORIES = ("convolutions", "matmul", "batch norm", "dropout", "random numbers", "optimizer",
-              "input pipeline", "activations and other elementwise")
+CATEGORIES = (
+    "convolutions",
+    "matmul",
+    "batch norm",
+    "dropout",
+    "random numbers",
+    "optimizer",
+    "input pipeline",
+    "activations and other elementwise",
+)
 
-_INPUT = ("IteratorGetNext", "Dataset", "PyFunc", "PyFuncStateless", "EagerPyFunc",
-          "MultiDeviceIteratorGetNextFromShard")
+_INPUT = (
+    "IteratorGetNext",
+    "Dataset",
+    "PyFunc",
+    "PyFuncStateless",
+    "EagerPyFunc",
+    "MultiDeviceIteratorGetNextFromShard",
+)
 
 
 def op_category(op_type: str, op_name: str) -> str:

@@ -5,6 +5,7 @@ Each run writes RUN_DIR/tensorboard (scalars and the sample grid per epoch, see
 This is TensorBoard itself, started after `console.setup()` so that it opens without
 TensorFlow's start-up chatter.
 """
+
 from __future__ import annotations
 
 import sys
@@ -20,8 +21,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logdir = argv.pop(0) if argv and not argv[0].startswith("-") else str(DEFAULT_RUNS)
     if not Path(logdir).is_dir():
-        print(f"error: {logdir} is not a folder of runs (train one first, e.g. make train-gan-mnist)",
-              file=sys.stderr)
+        print(
+            f"error: {logdir} is not a folder of runs (train one first, e.g. make train-gan-mnist)",
+            file=sys.stderr,
+        )
         return 2
     console.setup()
     try:

@@ -1,5 +1,6 @@
 """Callbacks that write a run directory as training goes: a sample grid, a history row and the
 loss curves per epoch (where each goes is `rundir`'s business), and a guard against NaN losses."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,12 @@ class SampleGrid(keras.callbacks.Callback):
     successive epochs show the same samples improving.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, render: Callable[[keras.Model], np.ndarray],
-                 scale: int = 2):
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        render: Callable[[keras.Model], np.ndarray],
+        scale: int = 2,
+    ):
         super().__init__()
         self.run = RunDir(run_dir)
         self.render = render
@@ -77,15 +82,19 @@ class NonFiniteGuard(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         for name, value in (logs or {}).items():
             if not np.isfinite(float(value)):
-                raise NonFiniteLoss(f"{name} became {float(value)} at epoch {self.epoch}, step "
-                                    f"{batch + 1}; the last good checkpoint is kept")
+                raise NonFiniteLoss(
+                    f"{name} became {float(value)} at epoch {self.epoch}, step "
+                    f"{batch + 1}; the last good checkpoint is kept"
+                )
 
 
 _DESCRIPTIONS = {
-    "d_loss": "discriminator loss (BCE from logits)", "g_loss": "generator loss (BCE from logits)",
+    "d_loss": "discriminator loss (BCE from logits)",
+    "g_loss": "generator loss (BCE from logits)",
     "d_real": "mean D(x): discriminator probability on real training images",
     "d_fake": "mean D(G(z)): discriminator probability on generated images",
-    "loss": "negative ELBO, nats per image", "elbo": "ELBO, nats per image",
+    "loss": "negative ELBO, nats per image",
+    "elbo": "ELBO, nats per image",
     "log_px_z": "reconstruction log-likelihood log p(x|z), nats per image",
     "kl": "KL(q(z|x) || p(z)), nats per image",
 }
@@ -126,12 +135,18 @@ class TensorBoardLog(keras.callbacks.Callback):
                 tf.summary.scalar(tag, float(value), description=_DESCRIPTIONS.get(name))
             seconds = self._last_step - self._start
             if self._steps and seconds > 0:
-                tf.summary.scalar("speed/images_per_second", self._steps * self.batch_size / seconds,
-                                  description="training images per second this epoch "
-                                              "(steps x global batch / seconds)")
+                tf.summary.scalar(
+                    "speed/images_per_second",
+                    self._steps * self.batch_size / seconds,
+                    description="training images per second this epoch "
+                    "(steps x global batch / seconds)",
+                )
             if self.grid is not None and self.grid.last is not None:
-                tf.summary.image("samples", self.grid.last[None], description=(
-                    "the fixed-input sample grid of samples/epoch_NNNN.png"))
+                tf.summary.image(
+                    "samples",
+                    self.grid.last[None],
+                    description=("the fixed-input sample grid of samples/epoch_NNNN.png"),
+                )
         self.writer.flush()
 
     def close(self) -> None:
@@ -178,9 +193,15 @@ class ProgressLines(keras.callbacks.Callback):
     what a person checking on a run needs, at a pace a log can hold.
     """
 
-    def __init__(self, epochs: int, batch_size: int, steps_per_epoch: int | None = None,
-                 interval: float = 30.0, clock: Callable[[], float] = time.monotonic,
-                 stream: TextIO | None = None):
+    def __init__(
+        self,
+        epochs: int,
+        batch_size: int,
+        steps_per_epoch: int | None = None,
+        interval: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        stream: TextIO | None = None,
+    ):
         super().__init__()
         self.epochs, self.batch_size, self.steps_per_epoch = epochs, batch_size, steps_per_epoch
         self.interval, self.clock, self.stream = float(interval), clock, stream
@@ -208,14 +229,16 @@ class ProgressLines(keras.callbacks.Callback):
         rate = here * self.batch_size / max(now - self._start, 1e-9)
         where = f"step {done}/{total}" if total else f"step {done}"
         eta = f", epoch ETA {_clock_time((total - done) * self.batch_size / rate)}" if total else ""
-        self._print(f"epoch {self._epoch}/{self.epochs} {where}, {rate:.0f} img/s{eta}"
-                    f"{_metrics_text(logs)}")
+        self._print(
+            f"epoch {self._epoch}/{self.epochs} {where}, {rate:.0f} img/s{eta}{_metrics_text(logs)}"
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = self.clock() - self._start
         self.first_step = 0
-        self._print(f"epoch {epoch + 1}/{self.epochs} done in {_clock_time(seconds)}"
-                    f"{_metrics_text(logs)}")
+        self._print(
+            f"epoch {epoch + 1}/{self.epochs} done in {_clock_time(seconds)}{_metrics_text(logs)}"
+        )
 
 
 def _clock_time(seconds: float) -> str:

@@ -11,6 +11,7 @@ Each save is written to a temporary folder beside the checkpoint (the folders' n
 disk that fills up while writing, leaves the previous or the new checkpoint whole. Because epoch e's batch order is a function of (seed, e) (`data.EpochOrder`),
 a resumed run trains on exactly the batches the stopped one had not reached.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,8 +66,9 @@ def _rng_states(model: keras.Model) -> list:
 def _tracker_variables(model: keras.Model) -> dict[str, keras.Variable]:
     """The running totals behind the logged metrics, so an epoch split by a stop still logs the
     mean over all of its steps."""
-    return {f"{metric.name}_{i}": v for metric in model.metrics
-            for i, v in enumerate(metric.variables)}
+    return {
+        f"{metric.name}_{i}": v for metric in model.metrics for i, v in enumerate(metric.variables)
+    }
 
 
 def _reason(error: Exception) -> str:
@@ -99,11 +101,18 @@ class RunState:
         self.rng = _rng_states(model)
         self.trackers = _tracker_variables(model)
         self._resumed_trackers: list[np.ndarray] | None = None
-        core = {"model": model, "epoch": self.epoch, **model.optimizers(),
-                **{f"fixed_{k}": v for k, v in self.fixed.items()}}
+        core = {
+            "model": model,
+            "epoch": self.epoch,
+            **model.optimizers(),
+            **{f"fixed_{k}": v for k, v in self.fixed.items()},
+        }
         rng = {f"rng_{i}": v for i, v in enumerate(self.rng)}
-        inside = {"step": self.step, "seconds": self.seconds,
-                  **{f"tracker_{k}": v for k, v in self.trackers.items()}}
+        inside = {
+            "step": self.step,
+            "seconds": self.seconds,
+            **{f"tracker_{k}": v for k, v in self.trackers.items()},
+        }
         self._ckpt = tf.train.Checkpoint(**core, **rng, **inside)
         # Read separately, so checkpoints of older versions (no RNG state, epoch ends only) load.
         self._core = tf.train.Checkpoint(**core)
@@ -121,8 +130,13 @@ class RunState:
         try:
             shutil.rmtree(tmp, ignore_errors=True)
             self._ckpt.write(str(tmp / "state"))
-            record = {"epoch": position.epoch, "step": position.step, "seconds": position.seconds,
-                      "steps_per_epoch": position.steps_per_epoch, "saved_at": time.time()}
+            record = {
+                "epoch": position.epoch,
+                "step": position.step,
+                "seconds": position.seconds,
+                "steps_per_epoch": position.steps_per_epoch,
+                "saved_at": time.time(),
+            }
             (tmp / POSITION).write_text(json.dumps(record) + "\n")
             for f in tmp.iterdir():
                 _fsync(f)
@@ -132,10 +146,14 @@ class RunState:
             if isinstance(e, cluster_errors()):
                 raise  # a lost worker, not the disk
             previous = saved_position(run_dir)
-            kept = (f"the previous checkpoint ({previous.describe()}) is untouched"
-                    if previous else "there is no earlier checkpoint")
-            raise StorageError(f"could not write a checkpoint in {run_dir} ({_reason(e)}); "
-                               f"{kept}") from None
+            kept = (
+                f"the previous checkpoint ({previous.describe()}) is untouched"
+                if previous
+                else "there is no earlier checkpoint"
+            )
+            raise StorageError(
+                f"could not write a checkpoint in {run_dir} ({_reason(e)}); {kept}"
+            ) from None
         if final.exists():
             shutil.rmtree(old, ignore_errors=True)
             os.replace(final, old)
@@ -153,20 +171,26 @@ class RunState:
         try:
             self._core.read(prefix).expect_partial().assert_existing_objects_matched()
         except Exception as e:
-            raise UserError(f"checkpoint in {folder} is corrupt or does not match this run's "
-                            f"config ({type(e).__name__}); start a new run with --out") from None
+            raise UserError(
+                f"checkpoint in {folder} is corrupt or does not match this run's "
+                f"config ({type(e).__name__}); start a new run with --out"
+            ) from None
         try:
             self._rng.read(prefix).expect_partial().assert_existing_objects_matched()
         except AssertionError:
-            log.warning("checkpoint in %s has no random-generator state (written by an older "
-                        "version): random streams restart from the seed", folder)
+            log.warning(
+                "checkpoint in %s has no random-generator state (written by an older "
+                "version): random streams restart from the seed",
+                folder,
+            )
         try:
             self._inside.read(prefix).expect_partial().assert_existing_objects_matched()
         except AssertionError:  # an older, epoch-end-only checkpoint
             self.step.assign(0)
             self.seconds.assign(0.0)
-        position = Position(int(self.epoch.numpy()), int(self.step.numpy()),
-                            float(self.seconds.numpy()))
+        position = Position(
+            int(self.epoch.numpy()), int(self.step.numpy()), float(self.seconds.numpy())
+        )
         if position.step:
             self._resumed_trackers = [np.array(v.numpy()) for v in self.trackers.values()]
         return position
@@ -196,8 +220,12 @@ def saved_position(run_dir: Path) -> Position | None:
         return None
     try:
         record = json.loads((folder / POSITION).read_text())
-        return Position(int(record["epoch"]), int(record["step"]), float(record["seconds"]),
-                        record.get("steps_per_epoch"))
+        return Position(
+            int(record["epoch"]),
+            int(record["step"]),
+            float(record["seconds"]),
+            record.get("steps_per_epoch"),
+        )
     except (OSError, ValueError, KeyError):
         reader = tf.train.load_checkpoint(str(folder / "state"))
         return Position(int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")))
@@ -218,8 +246,10 @@ class StopRequest:
         if self.signum is not None:
             raise Interrupted(signum, saved=False)
         self.signum = signum
-        log.info("\n%s: saving a checkpoint at the next step boundary (send it again to stop "
-                 "at once)", signal.Signals(signum).name)
+        log.info(
+            "\n%s: saving a checkpoint at the next step boundary (send it again to stop at once)",
+            signal.Signals(signum).name,
+        )
 
     def __enter__(self) -> StopRequest:
         try:
@@ -242,10 +272,17 @@ class Checkpoint(keras.callbacks.Callback):
     comes after its history row and sample grid.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, state: RunState, order: EpochOrder,
-                 every: float = 0.0, start: Position = Position(0),
-                 stop: StopRequest | None = None, clock: Callable[[], float] = time.monotonic,
-                 agree: Callable[..., tuple[bool, ...]] | None = None):
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        state: RunState,
+        order: EpochOrder,
+        every: float = 0.0,
+        start: Position = Position(0),
+        stop: StopRequest | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        agree: Callable[..., tuple[bool, ...]] | None = None,
+    ):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.state, self.order, self.every, self.start = state, order, float(every), start

@@ -3,6 +3,7 @@
 A config says everything a run needs; the models and the data code receive it and never read
 the command line or the environment themselves.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,7 +46,9 @@ class GANConfig:
     disc_dropout: float = 0.3
     leaky_slope: float = 0.3
     disc_learning_rate: float | None = None  # None: train.learning_rate (TTUR when it differs)
-    label_smoothing: float = 0.0  # one-sided: the discriminator's target for real images is 1 - this
+    label_smoothing: float = (
+        0.0  # one-sided: the discriminator's target for real images is 1 - this
+    )
     ema_decay: float = 0.0  # generator EMA; 0 keeps none
     sample_with_ema: bool = True  # PNGs, evaluate and report sample the EMA generator when kept
 
@@ -128,30 +131,62 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
 _MNIST = DataConfig(dataset="mnist", image_size=28, channels=1)
 _ANIME = DataConfig(dataset="anime", image_size=64, channels=3)
 
-_DCGAN64 = GANConfig(noise_dim=100, kernel_size=4, gen_base_width=512, gen_widths=(256, 128, 64),
-                     gen_strides=(2, 2, 2, 2), gen_activation="relu",
-                     disc_widths=(64, 128, 256, 512), disc_batchnorm=True, disc_dropout=0.0,
-                     leaky_slope=0.2)
-_VAE64 = VAEConfig(latent_dim=128, kernel_size=3, encoder_widths=(32, 64, 128, 256, 512),
-                   decoder_base_width=512, decoder_widths=(256, 128, 64, 32, 32), batchnorm=True,
-                   activation="leaky_relu", likelihood="gaussian", obs_sigma=0.1)
+_DCGAN64 = GANConfig(
+    noise_dim=100,
+    kernel_size=4,
+    gen_base_width=512,
+    gen_widths=(256, 128, 64),
+    gen_strides=(2, 2, 2, 2),
+    gen_activation="relu",
+    disc_widths=(64, 128, 256, 512),
+    disc_batchnorm=True,
+    disc_dropout=0.0,
+    leaky_slope=0.2,
+)
+_VAE64 = VAEConfig(
+    latent_dim=128,
+    kernel_size=3,
+    encoder_widths=(32, 64, 128, 256, 512),
+    decoder_base_width=512,
+    decoder_widths=(256, 128, 64, 32, 32),
+    batchnorm=True,
+    activation="leaky_relu",
+    likelihood="gaussian",
+    obs_sigma=0.1,
+)
 
 # The reports' exact settings, kept under their own names for the reproduction tables.
 REPORT_PRESETS: dict[str, Config] = {
     # TensorFlow DCGAN tutorial, as in the MNIST report: batch 256, 50 epochs, Adam 1e-4.
-    "gan-mnist-report": Config(preset="gan-mnist-report", model="gan", data=_MNIST,
-                               train=TrainConfig(epochs=50, batch_size=256, learning_rate=1e-4)),
+    "gan-mnist-report": Config(
+        preset="gan-mnist-report",
+        model="gan",
+        data=_MNIST,
+        train=TrainConfig(epochs=50, batch_size=256, learning_rate=1e-4),
+    ),
     # TensorFlow CVAE tutorial: binarized digits, latent 2, batch 32, 10 epochs, Adam 1e-4.
-    "vae-mnist-report": Config(preset="vae-mnist-report", model="vae",
-                               data=replace(_MNIST, binarize=True),
-                               train=TrainConfig(epochs=10, batch_size=32, learning_rate=1e-4)),
+    "vae-mnist-report": Config(
+        preset="vae-mnist-report",
+        model="vae",
+        data=replace(_MNIST, binarize=True),
+        train=TrainConfig(epochs=10, batch_size=32, learning_rate=1e-4),
+    ),
     # Radford et al. DCGAN-64 (PyTorch tutorial layout): 4x4 kernels, BN + ReLU, Adam 2e-4/0.5.
-    "gan-anime-report": Config(preset="gan-anime-report", model="gan", data=_ANIME, gan=_DCGAN64,
-                               train=TrainConfig(epochs=50, batch_size=128, learning_rate=2e-4,
-                                                 beta_1=0.5)),
+    "gan-anime-report": Config(
+        preset="gan-anime-report",
+        model="gan",
+        data=_ANIME,
+        gan=_DCGAN64,
+        train=TrainConfig(epochs=50, batch_size=128, learning_rate=2e-4, beta_1=0.5),
+    ),
     # A PyTorch-VAE style CVAE: hidden widths 32..512 with BN + LeakyReLU, latent 128.
-    "vae-anime-report": Config(preset="vae-anime-report", model="vae", data=_ANIME, vae=_VAE64,
-                               train=TrainConfig(epochs=50, batch_size=64, learning_rate=5e-4)),
+    "vae-anime-report": Config(
+        preset="vae-anime-report",
+        model="vae",
+        data=_ANIME,
+        vae=_VAE64,
+        train=TrainConfig(epochs=50, batch_size=64, learning_rate=5e-4),
+    ),
 }
 
 # The defaults: chosen by measured quality per CPU-minute (benchmarks/bench_quality.py and
@@ -161,18 +196,36 @@ DEFAULT_PRESETS: dict[str, Config] = {
     # A quarter-width tutorial DCGAN without dropout, Adam 5e-4 (beta_1 0.5) at batch 64, EMA:
     # the best classifier score per CPU-minute of the candidates in experiments/bench/search/.
     "gan-mnist": Config(
-        preset="gan-mnist", model="gan", data=_MNIST,
-        gan=GANConfig(gen_base_width=64, gen_widths=(32, 16), disc_widths=(16, 32),
-                      disc_dropout=0.0, ema_decay=0.999),
-        train=TrainConfig(epochs=15, steps_per_epoch=1000, batch_size=64, learning_rate=5e-4,
-                          beta_1=0.5)),
+        preset="gan-mnist",
+        model="gan",
+        data=_MNIST,
+        gan=GANConfig(
+            gen_base_width=64,
+            gen_widths=(32, 16),
+            disc_widths=(16, 32),
+            disc_dropout=0.0,
+            ema_decay=0.999,
+        ),
+        train=TrainConfig(
+            epochs=15, steps_per_epoch=1000, batch_size=64, learning_rate=5e-4, beta_1=0.5
+        ),
+    ),
     "vae-mnist": replace(REPORT_PRESETS["vae-mnist-report"], preset="vae-mnist"),
     "gan-anime": Config(
-        preset="gan-anime", model="gan", data=_ANIME,
-        gan=replace(_DCGAN64, gen_base_width=256, gen_widths=(128, 64, 32),
-                    disc_widths=(32, 64, 128, 256), ema_decay=0.999),
-        train=TrainConfig(epochs=20, steps_per_epoch=250, batch_size=64, learning_rate=2e-4,
-                          beta_1=0.5)),
+        preset="gan-anime",
+        model="gan",
+        data=_ANIME,
+        gan=replace(
+            _DCGAN64,
+            gen_base_width=256,
+            gen_widths=(128, 64, 32),
+            disc_widths=(32, 64, 128, 256),
+            ema_decay=0.999,
+        ),
+        train=TrainConfig(
+            epochs=20, steps_per_epoch=250, batch_size=64, learning_rate=2e-4, beta_1=0.5
+        ),
+    ),
     "vae-anime": replace(REPORT_PRESETS["vae-anime-report"], preset="vae-anime"),
 }
 
@@ -216,7 +269,9 @@ def override(cfg: Config, assignments: list[str]) -> Config:
         dotted, text = item.split("=", 1)
         section, key = dotted.split(".", 1)
         if section not in _SECTIONS:
-            raise UserError(f"--set {dotted}: unknown section {section!r}; use one of {', '.join(_SECTIONS)}")
+            raise UserError(
+                f"--set {dotted}: unknown section {section!r}; use one of {', '.join(_SECTIONS)}"
+            )
         sub = getattr(cfg, section)
         annotations = {f.name: str(f.type) for f in fields(sub)}
         if key not in annotations:
@@ -231,17 +286,24 @@ def validate(cfg: Config) -> Config:
     t, d = cfg.train, cfg.data
     if cfg.model not in ("gan", "vae"):
         raise UserError(f"model must be 'gan' or 'vae', got {cfg.model!r}")
-    for name, value in (("epochs", t.epochs), ("batch size", t.batch_size),
-                        ("image size", d.image_size), ("channels", d.channels),
-                        ("steps per execution", t.steps_per_execution),
-                        ("latent size", cfg.vae.latent_dim), ("noise size", cfg.gan.noise_dim)):
+    for name, value in (
+        ("epochs", t.epochs),
+        ("batch size", t.batch_size),
+        ("image size", d.image_size),
+        ("channels", d.channels),
+        ("steps per execution", t.steps_per_execution),
+        ("latent size", cfg.vae.latent_dim),
+        ("noise size", cfg.gan.noise_dim),
+    ):
         if value is None or value <= 0:
             raise UserError(f"{name} must be a positive integer, got {value}")
     if t.seed < 0:
         raise UserError(f"seed must be a non-negative integer, got {t.seed}")
     if not t.checkpoint_every >= 0:
-        raise UserError(f"checkpoint interval must be >= 0 minutes (0: epoch ends only), "
-                        f"got {t.checkpoint_every}")
+        raise UserError(
+            f"checkpoint interval must be >= 0 minutes (0: epoch ends only), "
+            f"got {t.checkpoint_every}"
+        )
     if t.steps_per_epoch is not None and t.steps_per_epoch <= 0:
         raise UserError(f"steps per epoch must be a positive integer, got {t.steps_per_epoch}")
     g = cfg.gan
@@ -249,7 +311,10 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"gan.ema_decay must be in [0, 1), got {g.ema_decay}")
     if not 0.0 <= g.label_smoothing < 1.0:
         raise UserError(f"gan.label_smoothing must be in [0, 1), got {g.label_smoothing}")
-    for name, value in (("learning rate", t.learning_rate), ("gan.disc_learning_rate", g.disc_learning_rate)):
+    for name, value in (
+        ("learning rate", t.learning_rate),
+        ("gan.disc_learning_rate", g.disc_learning_rate),
+    ):
         if value is not None and value <= 0:
             raise UserError(f"{name} must be positive, got {value}")
     if d.limit is not None and d.limit <= 0:
@@ -263,18 +328,25 @@ def validate(cfg: Config) -> Config:
     if cfg.vae.likelihood not in LIKELIHOODS:
         raise UserError(f"likelihood must be one of {', '.join(LIKELIHOODS)}")
     if cfg.vae.likelihood == "bernoulli" and cfg.model == "vae" and not d.binarize:
-        raise UserError("the Bernoulli likelihood needs binary pixels: set data.binarize=true "
-                        "or vae.likelihood=gaussian")
+        raise UserError(
+            "the Bernoulli likelihood needs binary pixels: set data.binarize=true "
+            "or vae.likelihood=gaussian"
+        )
     if len(g.gen_strides) != len(g.gen_widths) + 1:
-        raise UserError("gan.gen_strides needs one stride per gen_widths entry plus the output layer")
+        raise UserError(
+            "gan.gen_strides needs one stride per gen_widths entry plus the output layer"
+        )
     upscale = 1
     for s in g.gen_strides:
         upscale *= s
     if cfg.model == "gan" and d.image_size % upscale:
-        raise UserError(f"image size {d.image_size} is not a multiple of the generator's "
-                        f"upsampling factor {upscale}")
+        raise UserError(
+            f"image size {d.image_size} is not a multiple of the generator's "
+            f"upsampling factor {upscale}"
+        )
     down = 2 ** len(cfg.vae.decoder_widths)
     if cfg.model == "vae" and d.image_size % down:
-        raise UserError(f"image size {d.image_size} is not a multiple of the decoder's "
-                        f"upsampling factor {down}")
+        raise UserError(
+            f"image size {d.image_size} is not a multiple of the decoder's upsampling factor {down}"
+        )
     return cfg

@@ -7,6 +7,7 @@ hide them. `setup()` imports TensorFlow once with fd 2 pointed at a temporary fi
 replays every captured line that is not known chatter: an import that fails still shows its
 real error.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,6 +51,7 @@ def import_tensorflow_quietly() -> None:
     if os.environ[LOG_LEVEL_ENV] == "0":
         import keras  # noqa: F401
         import tensorflow  # noqa: F401
+
         return
     sys.stderr.flush()
     saved = os.dup(2)

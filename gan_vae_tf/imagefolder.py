@@ -4,6 +4,7 @@ Training reads the cached ``.npy`` through a read-only memmap, so JPEG decoding
 is paid once per folder version and memory stays bounded however large the
 folder is.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -105,7 +106,9 @@ def load_image_folder(
         images = np.load(npy_path, mmap_mode="r")
 
     if skipped_rel:
-        names = ", ".join(skipped_rel[:_WARN_NAMES]) + (", ..." if len(skipped_rel) > _WARN_NAMES else "")
+        names = ", ".join(skipped_rel[:_WARN_NAMES]) + (
+            ", ..." if len(skipped_rel) > _WARN_NAMES else ""
+        )
         warnings.warn(
             f"skipped {len(skipped_rel)} of {len(files)} files in {top} that could not be decoded: {names}",
             stacklevel=2,
@@ -130,13 +133,17 @@ def _check_settings(image_size: int, channels: int, limit: int | None) -> None:
 def _chosen_files(top: str, limit: int | None) -> list[str]:
     """The files to decode, or a UserError saying what is wrong with the folder."""
     if not os.path.exists(top):
-        raise UserError(f"image folder {top} does not exist: create it and put your image files in it")
+        raise UserError(
+            f"image folder {top} does not exist: create it and put your image files in it"
+        )
     if not os.path.isdir(top):
         raise UserError(f"{top} is not a folder: pass the folder that holds your image files")
     files = list_image_files(top)
     if not files:
         exts = " ".join(sorted(IMAGE_EXTENSIONS))
-        raise UserError(f"no image files ({exts}) found in {top} or its subfolders: put your images there")
+        raise UserError(
+            f"no image files ({exts}) found in {top} or its subfolders: put your images there"
+        )
     return files if limit is None else files[:limit]
 
 
@@ -169,7 +176,9 @@ def _tensorflow_version() -> str:
     return "unknown"
 
 
-def _read_cache(npy_path: Path, json_path: Path, key: str) -> tuple[np.ndarray, list[str], list[str]] | None:
+def _read_cache(
+    npy_path: Path, json_path: Path, key: str
+) -> tuple[np.ndarray, list[str], list[str]] | None:
     """The cached entry if its metadata was fully written and agrees with the array file, else None."""
     try:
         meta = json.loads(json_path.read_text(encoding="utf-8"))

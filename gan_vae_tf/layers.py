@@ -1,4 +1,5 @@
 """Small serializable layers shared by the models."""
+
 from __future__ import annotations
 
 import keras

@@ -3,6 +3,7 @@
 Everything is computed in float32 whatever the layers' compute dtype, and reduced per image:
 callers decide how to average, so the same functions serve training and evaluation.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,9 @@ def _bce(labels, logits):
 def discriminator_loss(real_logits, fake_logits, real_label: float = 1.0):
     """Mean BCE of calling real images real (`real_label`: 1, or less for one-sided label
     smoothing) and generated images fake (0)."""
-    return (ops.mean(_bce(ops.full_like(_f32(real_logits), real_label), real_logits))
-            + ops.mean(_bce(ops.zeros_like(fake_logits), fake_logits)))
+    return ops.mean(_bce(ops.full_like(_f32(real_logits), real_label), real_logits)) + ops.mean(
+        _bce(ops.zeros_like(fake_logits), fake_logits)
+    )
 
 
 def generator_loss(fake_logits):

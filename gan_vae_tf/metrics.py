@@ -1,4 +1,5 @@
 """Evaluation metrics as pure functions of arrays: no models, no files."""
+
 from __future__ import annotations
 
 import math
@@ -34,7 +35,7 @@ def iwae_bound(log_weights: np.ndarray) -> np.ndarray:
     k = 1 it is the ELBO, and it tightens towards log p(x) as k grows (Burda et al. 2016)."""
     log_w = np.asarray(log_weights, dtype=np.float64)
     top = log_w.max(axis=1, keepdims=True)
-    return (top[:, 0] + np.log(np.mean(np.exp(log_w - top), axis=1)))
+    return top[:, 0] + np.log(np.mean(np.exp(log_w - top), axis=1))
 
 
 def gaussian_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,15 +51,19 @@ def _psd_sqrt(cov: np.ndarray) -> np.ndarray:
     return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
 
 
-def frechet_distance_from_stats(mu1: np.ndarray, cov1: np.ndarray,
-                                mu2: np.ndarray, cov2: np.ndarray) -> float:
+def frechet_distance_from_stats(
+    mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray
+) -> float:
     """Squared 2-Wasserstein distance between two Gaussians.
 
     tr sqrt(cov1 cov2) equals tr sqrt(S cov2 S) with S = sqrt(cov1); the latter is symmetric, so a
     symmetric eigensolver gives real eigenvalues and rank-deficient covariances (N < D) stay finite.
     """
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    cov1, cov2 = np.atleast_2d(np.asarray(cov1, np.float64)), np.atleast_2d(np.asarray(cov2, np.float64))
+    cov1, cov2 = (
+        np.atleast_2d(np.asarray(cov1, np.float64)),
+        np.atleast_2d(np.asarray(cov2, np.float64)),
+    )
     root1 = _psd_sqrt(cov1)
     middle = root1 @ cov2 @ root1
     eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2.0)
@@ -82,7 +87,7 @@ def _cubic_kernel_sum(x: np.ndarray, y: np.ndarray) -> float:
     sum_u2 = float(powers.sum())
     powers *= u
     sum_u3 = float(powers.sum())
-    return sum_u3 / d ** 3 + 3.0 * sum_u2 / d ** 2 + 3.0 * sum_u / d + u.size
+    return sum_u3 / d**3 + 3.0 * sum_u2 / d**2 + 3.0 * sum_u / d + u.size
 
 
 class KID(NamedTuple):
@@ -95,8 +100,13 @@ class KID(NamedTuple):
     subset_size: int
 
 
-def kernel_inception_distance(feats_a: np.ndarray, feats_b: np.ndarray, subsets: int = 100,
-                              subset_size: int = 1000, seed: int = 0) -> KID:
+def kernel_inception_distance(
+    feats_a: np.ndarray,
+    feats_b: np.ndarray,
+    subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 0,
+) -> KID:
     """Unbiased MMD^2 with the cubic polynomial kernel, as (mean, std) over random subsets.
 
     Unlike FID it has no bias that depends on the sample size, so values from small sets are comparable.
@@ -120,7 +130,7 @@ def kernel_inception_distance(feats_a: np.ndarray, feats_b: np.ndarray, subsets:
         self_terms = np.sum((np.einsum("ij,ij->i", x, x) / d + 1.0) ** 3)
         self_terms += np.sum((np.einsum("ij,ij->i", y, y) / d + 1.0) ** 3)
         within = (_cubic_kernel_sum(x, x) + _cubic_kernel_sum(y, y) - self_terms) / off_diagonal
-        values[s] = within - 2.0 * _cubic_kernel_sum(x, y) / m ** 2
+        values[s] = within - 2.0 * _cubic_kernel_sum(x, y) / m**2
     std = float(values.std()) if subsets > 1 else None
     return KID(float(values.mean()), std, subsets, m)
 
@@ -141,13 +151,18 @@ def _knn_radii_sq(left: np.ndarray, right: np.ndarray, k: int) -> np.ndarray:
     step = _chunk_rows(len(right))
     radii = np.empty(len(left))
     for start in range(0, len(left), step):
-        d2 = left[start:start + step] @ right.T
-        radii[start:start + step] = np.partition(d2, k, axis=1)[:, k]
+        d2 = left[start : start + step] @ right.T
+        radii[start : start + step] = np.partition(d2, k, axis=1)[:, k]
     return np.maximum(radii, 0.0)
 
 
-def precision_recall(real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 3,
-                     max_samples: int | None = None, seed: int = 0) -> tuple[float, float]:
+def precision_recall(
+    real_feats: np.ndarray,
+    fake_feats: np.ndarray,
+    k: int = 3,
+    max_samples: int | None = None,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019) from k-NN balls around each sample.
 
     Precision is the share of fakes inside the real manifold (fidelity); recall is the share of reals
@@ -156,7 +171,9 @@ def precision_recall(real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 3,
     """
     real, fake = np.asarray(real_feats, np.float64), np.asarray(fake_feats, np.float64)
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
-        raise ValueError(f"need two (N, D) arrays with the same D, got {real.shape} and {fake.shape}")
+        raise ValueError(
+            f"need two (N, D) arrays with the same D, got {real.shape} and {fake.shape}"
+        )
     if max_samples is not None:
         rng = np.random.default_rng(seed)
         if len(real) > max_samples:
@@ -173,9 +190,9 @@ def precision_recall(real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 3,
     real_in_fake = np.zeros(len(real), dtype=bool)
     step = _chunk_rows(len(real))
     for start in range(0, len(fake), step):
-        d2 = fake_left[start:start + step] @ real_right.T
-        fake_in_real[start:start + step] = (d2 <= real_radii[None, :]).any(axis=1)
-        real_in_fake |= (d2 <= fake_radii[start:start + step, None]).any(axis=0)
+        d2 = fake_left[start : start + step] @ real_right.T
+        fake_in_real[start : start + step] = (d2 <= real_radii[None, :]).any(axis=1)
+        real_in_fake |= (d2 <= fake_radii[start : start + step, None]).any(axis=0)
     return float(fake_in_real.mean()), float(real_in_fake.mean())
 
 
@@ -223,7 +240,9 @@ def _double(x: np.ndarray, axis: int, size: int) -> np.ndarray:
     """Upsample by two along one axis as cv2.pyrUp does (zero insertion then the 5-tap blur times 2),
     written as its two phases: even samples (1, 6, 1)/8, odd samples (1, 1)/2."""
     n = x.shape[axis]
-    padded = np.concatenate([_along(x, axis, slice(1, 2)), x, _along(x, axis, slice(n - 1, n))], axis=axis)
+    padded = np.concatenate(
+        [_along(x, axis, slice(1, 2)), x, _along(x, axis, slice(n - 1, n))], axis=axis
+    )
     left, centre, right = (_along(padded, axis, slice(i, i + n)) for i in range(3))
     even = (left + right + 6.0 * centre) * np.float32(0.125)
     odd = (centre + right) * np.float32(0.5)
@@ -253,8 +272,9 @@ def laplacian_pyramid(images: np.ndarray, levels: int) -> Iterator[np.ndarray]:
     yield current
 
 
-def _patch_descriptors(level: np.ndarray, patch_size: int, per_image: int,
-                       rng: np.random.Generator) -> np.ndarray:
+def _patch_descriptors(
+    level: np.ndarray, patch_size: int, per_image: int, rng: np.random.Generator
+) -> np.ndarray:
     n, h, w, c = level.shape
     half = patch_size // 2
     count = n * per_image
@@ -265,16 +285,20 @@ def _patch_descriptors(level: np.ndarray, patch_size: int, per_image: int,
     patches = np.take(level.reshape(-1, c), pixels.ravel(), axis=0).reshape(count, -1)
     values = patches.size // c
     mean = patches.sum(axis=0, dtype=np.float64).reshape(-1, c).sum(axis=0) / values
-    power = np.einsum("ij,ij->j", patches, patches, dtype=np.float64).reshape(-1, c).sum(axis=0) / values
-    std = np.sqrt(np.maximum(power - mean ** 2, 0.0))
+    power = (
+        np.einsum("ij,ij->j", patches, patches, dtype=np.float64).reshape(-1, c).sum(axis=0)
+        / values
+    )
+    std = np.sqrt(np.maximum(power - mean**2, 0.0))
     scale = 1.0 / np.where(std > 1e-6 * (1.0 + np.abs(mean)), std, 1.0)
-    patches -= np.tile(mean, patch_size ** 2).astype(np.float32)
-    patches *= np.tile(scale, patch_size ** 2).astype(np.float32)
+    patches -= np.tile(mean, patch_size**2).astype(np.float32)
+    patches *= np.tile(scale, patch_size**2).astype(np.float32)
     return patches
 
 
-def _sliced_wasserstein(a: np.ndarray, b: np.ndarray, repeats: int, directions: int,
-                        rng: np.random.Generator) -> float:
+def _sliced_wasserstein(
+    a: np.ndarray, b: np.ndarray, repeats: int, directions: int, rng: np.random.Generator
+) -> float:
     results = []
     for _ in range(repeats):
         dirs = rng.standard_normal((a.shape[1], directions)).astype(np.float32)
@@ -287,9 +311,16 @@ def _sliced_wasserstein(a: np.ndarray, b: np.ndarray, repeats: int, directions: 
     return float(np.mean(results))
 
 
-def sliced_wasserstein_distance(images_a: np.ndarray, images_b: np.ndarray, patch_size: int = 7,
-                                patches_per_image: int = 64, repeats: int = 4, directions: int = 128,
-                                min_resolution: int = 16, seed: int = 0) -> list[float]:
+def sliced_wasserstein_distance(
+    images_a: np.ndarray,
+    images_b: np.ndarray,
+    patch_size: int = 7,
+    patches_per_image: int = 64,
+    repeats: int = 4,
+    directions: int = 128,
+    min_resolution: int = 16,
+    seed: int = 0,
+) -> list[float]:
     """Progressive GAN's SWD (Karras et al. 2018) per Laplacian level, finest first, times 1e3.
 
     Each level compares the distribution of local patches at one spatial frequency, so it shows
@@ -301,14 +332,20 @@ def sliced_wasserstein_distance(images_a: np.ndarray, images_b: np.ndarray, patc
     if a.ndim == 3:
         a, b = a[..., None], b[..., None]
     if a.ndim != 4 or a.shape[1:] != b.shape[1:]:
-        raise ValueError(f"need two (N, H, W, C) image sets of the same size, got {a.shape} and {b.shape}")
+        raise ValueError(
+            f"need two (N, H, W, C) image sets of the same size, got {a.shape} and {b.shape}"
+        )
     if patch_size % 2 == 0 or min_resolution < patch_size or min(a.shape[1:3]) < patch_size:
-        raise ValueError(f"need an odd patch_size no larger than min_resolution ({min_resolution}) "
-                         f"or the images ({a.shape[1]}x{a.shape[2]}), got {patch_size}")
+        raise ValueError(
+            f"need an odd patch_size no larger than min_resolution ({min_resolution}) "
+            f"or the images ({a.shape[1]}x{a.shape[2]}), got {patch_size}"
+        )
     rng = np.random.default_rng(seed)
     levels = pyramid_levels(min(a.shape[1:3]), min_resolution)
     results = []
-    for level_a, level_b in zip(laplacian_pyramid(a, levels), laplacian_pyramid(b, levels), strict=True):
+    for level_a, level_b in zip(
+        laplacian_pyramid(a, levels), laplacian_pyramid(b, levels), strict=True
+    ):
         desc_a = _patch_descriptors(level_a, patch_size, patches_per_image, rng)
         desc_b = _patch_descriptors(level_b, patch_size, patches_per_image, rng)
         n = min(len(desc_a), len(desc_b))

@@ -5,6 +5,7 @@
 optimizer is a `LossScaleOptimizer` and the step scales its own loss with `scale_loss`;
 losses and log-densities are float32 under every policy.
 """
+
 from __future__ import annotations
 
 import keras
@@ -79,8 +80,9 @@ class _CustomTrainer(keras.Model):
     def _trained_variables(self, name: str) -> list:
         raise NotImplementedError
 
-    def compile(self, learning_rate: float = 1e-4, beta_1: float = 0.9, loss_scale: bool = False,
-                **kwargs):
+    def compile(
+        self, learning_rate: float = 1e-4, beta_1: float = 0.9, loss_scale: bool = False, **kwargs
+    ):
         """Optimizers by name (e.g. `g_optimizer=..., d_optimizer=...`); any not given is an
         Adam(learning_rate, beta_1). With `loss_scale` each is wrapped in a
         `LossScaleOptimizer` (mixed_float16)."""
@@ -99,8 +101,10 @@ class _CustomTrainer(keras.Model):
     def get_compile_config(self):
         if not self.optimizer_names or not hasattr(self, self.optimizer_names[0]):
             return {}
-        return {"loss_scale": self._loss_scale,
-                **{name: keras.optimizers.serialize(opt) for name, opt in self.optimizers().items()}}
+        return {
+            "loss_scale": self._loss_scale,
+            **{name: keras.optimizers.serialize(opt) for name, opt in self.optimizers().items()},
+        }
 
     def compile_from_config(self, config):
         """Restores both this version's configs (serialized optimizers) and older ones
@@ -150,9 +154,16 @@ class DCGAN(_CustomTrainer):
 
         return plots.gan_renderer(fixed["noise"])
 
-    def __init__(self, generator: keras.Model, discriminator: keras.Model, seed: int | None = None,
-                 ema_decay: float = 0.0, label_smoothing: float = 0.0,
-                 generator_ema: keras.Model | None = None, **kwargs):
+    def __init__(
+        self,
+        generator: keras.Model,
+        discriminator: keras.Model,
+        seed: int | None = None,
+        ema_decay: float = 0.0,
+        label_smoothing: float = 0.0,
+        generator_ema: keras.Model | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -167,8 +178,9 @@ class DCGAN(_CustomTrainer):
         if self.generator_ema is not None:
             self.generator_ema.trainable = False  # moved by _update_ema, never by an optimizer
         self.sample_with_ema = self.generator_ema is not None
-        self.trackers = {name: keras.metrics.Mean(name=name)
-                         for name in ("d_loss", "g_loss", "d_real", "d_fake")}
+        self.trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss", "d_real", "d_fake")
+        }
         self.built = True
 
     def networks(self) -> dict[str, keras.Model]:
@@ -188,9 +200,14 @@ class DCGAN(_CustomTrainer):
     def from_run_config(cls, cfg, policy: str = "float32") -> DCGAN:
         from gan_vae_tf import networks
 
-        model = cls(networks.generator(cfg, policy), networks.discriminator(cfg, policy),
-                    seed=cfg.train.seed, ema_decay=cfg.gan.ema_decay,
-                    label_smoothing=cfg.gan.label_smoothing, name="dcgan")
+        model = cls(
+            networks.generator(cfg, policy),
+            networks.discriminator(cfg, policy),
+            seed=cfg.train.seed,
+            ema_decay=cfg.gan.ema_decay,
+            label_smoothing=cfg.gan.label_smoothing,
+            name="dcgan",
+        )
         model.sample_with_ema = model.generator_ema is not None and cfg.gan.sample_with_ema
         return model
 
@@ -198,8 +215,10 @@ class DCGAN(_CustomTrainer):
     def run_optimizers(cfg) -> dict[str, keras.optimizers.Optimizer]:
         """Adam for both networks; the discriminator's learning rate may differ (TTUR)."""
         t, d_lr = cfg.train, cfg.gan.disc_learning_rate
-        return {"g_optimizer": adam(t.learning_rate, t.beta_1),
-                "d_optimizer": adam(t.learning_rate if d_lr is None else d_lr, t.beta_1)}
+        return {
+            "g_optimizer": adam(t.learning_rate, t.beta_1),
+            "d_optimizer": adam(t.learning_rate if d_lr is None else d_lr, t.beta_1),
+        }
 
     @property
     def sampler(self) -> keras.Model:
@@ -232,14 +251,16 @@ class DCGAN(_CustomTrainer):
             fake = self.generator(noise, training=True)
             real_logits = self.discriminator(real, training=True)
             fake_logits = self.discriminator(fake, training=True)
-            d_loss = losses.discriminator_loss(real_logits, fake_logits,
-                                               real_label=1.0 - self.label_smoothing)
+            d_loss = losses.discriminator_loss(
+                real_logits, fake_logits, real_label=1.0 - self.label_smoothing
+            )
             g_loss = losses.generator_loss(fake_logits)
             g_scaled = _scaled(self.g_optimizer, g_loss)
             d_scaled = _scaled(self.d_optimizer, d_loss)
         self._count_skips(
             _apply(g_tape, g_scaled, self.g_optimizer, self.generator.trainable_variables),
-            _apply(d_tape, d_scaled, self.d_optimizer, self.discriminator.trainable_variables))
+            _apply(d_tape, d_scaled, self.d_optimizer, self.discriminator.trainable_variables),
+        )
         if self.generator_ema is not None:
             self._update_ema()
         return self._track(d_loss, g_loss, real_logits, fake_logits)
@@ -248,25 +269,38 @@ class DCGAN(_CustomTrainer):
         fake = self.sampler(self.sample_noise(ops.shape(real)[0]), training=False)
         real_logits = self.discriminator(real, training=False)
         fake_logits = self.discriminator(fake, training=False)
-        return self._track(losses.discriminator_loss(real_logits, fake_logits),
-                           losses.generator_loss(fake_logits), real_logits, fake_logits)
+        return self._track(
+            losses.discriminator_loss(real_logits, fake_logits),
+            losses.generator_loss(fake_logits),
+            real_logits,
+            fake_logits,
+        )
 
     def _track(self, d_loss, g_loss, real_logits, fake_logits):
-        values = {"d_loss": d_loss, "g_loss": g_loss,
-                  "d_real": ops.mean(ops.sigmoid(real_logits)),
-                  "d_fake": ops.mean(ops.sigmoid(fake_logits))}
+        values = {
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            "d_real": ops.mean(ops.sigmoid(real_logits)),
+            "d_fake": ops.mean(ops.sigmoid(fake_logits)),
+        }
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: t.result() for name, t in self.trackers.items()}
 
     def get_config(self):
-        return {**super().get_config(),
-                "generator": keras.saving.serialize_keras_object(self.generator),
-                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-                "generator_ema": (keras.saving.serialize_keras_object(self.generator_ema)
-                                  if self.generator_ema is not None else None),
-                "seed": self.seed, "ema_decay": self.ema_decay,
-                "label_smoothing": self.label_smoothing}
+        return {
+            **super().get_config(),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "generator_ema": (
+                keras.saving.serialize_keras_object(self.generator_ema)
+                if self.generator_ema is not None
+                else None
+            ),
+            "seed": self.seed,
+            "ema_decay": self.ema_decay,
+            "label_smoothing": self.label_smoothing,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -286,8 +320,15 @@ class VAE(_CustomTrainer):
     pixels or "gaussian" (fixed `obs_sigma`) for continuous pixels in [0, 1]; all in nats.
     """
 
-    def __init__(self, encoder: keras.Model, decoder: keras.Model, likelihood: str = "bernoulli",
-                 obs_sigma: float = 0.1, seed: int | None = None, **kwargs):
+    def __init__(
+        self,
+        encoder: keras.Model,
+        decoder: keras.Model,
+        likelihood: str = "bernoulli",
+        obs_sigma: float = 0.1,
+        seed: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
@@ -297,8 +338,9 @@ class VAE(_CustomTrainer):
         self.seed = seed
         self.sampler = Reparameterize(seed=seed, name="reparameterize")
         self.prior_seed = keras.random.SeedGenerator(None if seed is None else seed + 1)
-        self.trackers = {name: keras.metrics.Mean(name=name)
-                         for name in ("loss", "elbo", "log_px_z", "kl")}
+        self.trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("loss", "elbo", "log_px_z", "kl")
+        }
         self.built = True
 
     optimizer_names = ("vae_optimizer",)
@@ -309,8 +351,10 @@ class VAE(_CustomTrainer):
         from gan_vae_tf import data
 
         batch = data.pipeline(data.sample(test_images, 8), cfg, training=False, batch_size=8)
-        return {"z": rng.standard_normal((16, cfg.vae.latent_dim)).astype("float32"),
-                "batch": next(iter(batch)).numpy()}
+        return {
+            "z": rng.standard_normal((16, cfg.vae.latent_dim)).astype("float32"),
+            "batch": next(iter(batch)).numpy(),
+        }
 
     def renderer(self, fixed: dict):
         from gan_vae_tf import plots
@@ -330,9 +374,14 @@ class VAE(_CustomTrainer):
     def from_run_config(cls, cfg, policy: str = "float32") -> VAE:
         from gan_vae_tf import networks
 
-        return cls(networks.encoder(cfg, policy), networks.decoder(cfg, policy),
-                   likelihood=cfg.vae.likelihood, obs_sigma=cfg.vae.obs_sigma,
-                   seed=cfg.train.seed, name="vae")
+        return cls(
+            networks.encoder(cfg, policy),
+            networks.decoder(cfg, policy),
+            likelihood=cfg.vae.likelihood,
+            obs_sigma=cfg.vae.obs_sigma,
+            seed=cfg.train.seed,
+            name="vae",
+        )
 
     @staticmethod
     def run_optimizers(cfg) -> dict[str, keras.optimizers.Optimizer]:
@@ -381,7 +430,9 @@ class VAE(_CustomTrainer):
         mean_k, logvar_k = rep(mean), rep(logvar)
         z = self.sampler(mean_k, logvar_k)
         x_k = ops.repeat(x, k, axis=0)
-        log_px_z = losses.reconstruction_log_prob(x_k, self.decode(z), self.likelihood, self.obs_sigma)
+        log_px_z = losses.reconstruction_log_prob(
+            x_k, self.decode(z), self.likelihood, self.obs_sigma
+        )
         log_pz = losses.normal_log_prob(z, ops.zeros_like(z), ops.zeros_like(z))
         log_qz = losses.normal_log_prob(z, mean_k, logvar_k)
         return ops.reshape(log_px_z + log_pz - log_qz, (batch, k))
@@ -407,10 +458,14 @@ class VAE(_CustomTrainer):
         return {name: t.result() for name, t in self.trackers.items()}
 
     def get_config(self):
-        return {**super().get_config(),
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder),
-                "likelihood": self.likelihood, "obs_sigma": self.obs_sigma, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "likelihood": self.likelihood,
+            "obs_sigma": self.obs_sigma,
+            "seed": self.seed,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -426,6 +481,9 @@ MODELS: dict[str, type[_CustomTrainer]] = {"gan": DCGAN, "vae": VAE}
 def build(cfg, policy: str = "float32") -> keras.Model:
     """The compiled model a config describes, with layers under the given dtype policy."""
     model = MODELS[cfg.model].from_run_config(cfg, policy)
-    model.compile(**model.run_optimizers(cfg), loss_scale=policy == "mixed_float16",
-                  steps_per_execution=cfg.train.steps_per_execution)
+    model.compile(
+        **model.run_optimizers(cfg),
+        loss_scale=policy == "mixed_float16",
+        steps_per_execution=cfg.train.steps_per_execution,
+    )
     return model

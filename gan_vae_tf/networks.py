@@ -4,6 +4,7 @@ One builder per network serves both 28x28x1 digits and 64x64x3 faces. Hidden lay
 run's dtype policy (e.g. `mixed_bfloat16`); every network's last layer produces float32, so
 logits and activations that feed losses never live in half precision.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,19 +29,27 @@ def generator(cfg: Config, policy: str = "float32") -> keras.Sequential:
     """
     g, (size, _, channels) = cfg.gan, cfg.image_shape
     base = size // math.prod(g.gen_strides)
-    stack = [keras.Input((g.noise_dim,)),
-             layers.Dense(base * base * g.gen_base_width, use_bias=False, dtype=policy),
-             layers.BatchNormalization(dtype=policy),
-             _activation(g.gen_activation, g.leaky_slope, policy),
-             layers.Reshape((base, base, g.gen_base_width), dtype=policy)]
+    stack = [
+        keras.Input((g.noise_dim,)),
+        layers.Dense(base * base * g.gen_base_width, use_bias=False, dtype=policy),
+        layers.BatchNormalization(dtype=policy),
+        _activation(g.gen_activation, g.leaky_slope, policy),
+        layers.Reshape((base, base, g.gen_base_width), dtype=policy),
+    ]
     for width, stride in zip(g.gen_widths, g.gen_strides[:-1], strict=True):
-        stack += [layers.Conv2DTranspose(width, g.kernel_size, stride, padding="same",
-                                         use_bias=False, dtype=policy),
-                  layers.BatchNormalization(dtype=policy),
-                  _activation(g.gen_activation, g.leaky_slope, policy)]
-    stack += [layers.Conv2DTranspose(channels, g.kernel_size, g.gen_strides[-1], padding="same",
-                                     dtype=policy),
-              layers.Activation("tanh", dtype="float32")]
+        stack += [
+            layers.Conv2DTranspose(
+                width, g.kernel_size, stride, padding="same", use_bias=False, dtype=policy
+            ),
+            layers.BatchNormalization(dtype=policy),
+            _activation(g.gen_activation, g.leaky_slope, policy),
+        ]
+    stack += [
+        layers.Conv2DTranspose(
+            channels, g.kernel_size, g.gen_strides[-1], padding="same", dtype=policy
+        ),
+        layers.Activation("tanh", dtype="float32"),
+    ]
     return keras.Sequential(stack, name="generator")
 
 
@@ -52,8 +61,16 @@ def discriminator(cfg: Config, policy: str = "float32") -> keras.Sequential:
     g = cfg.gan
     stack: list = [keras.Input(cfg.image_shape)]
     for i, width in enumerate(g.disc_widths):
-        stack.append(layers.Conv2D(width, g.kernel_size, 2, padding="same",
-                                   use_bias=not (g.disc_batchnorm and i > 0), dtype=policy))
+        stack.append(
+            layers.Conv2D(
+                width,
+                g.kernel_size,
+                2,
+                padding="same",
+                use_bias=not (g.disc_batchnorm and i > 0),
+                dtype=policy,
+            )
+        )
         if g.disc_batchnorm and i > 0:
             stack.append(layers.BatchNormalization(dtype=policy))
         stack.append(layers.LeakyReLU(negative_slope=g.leaky_slope, dtype=policy))
@@ -68,8 +85,11 @@ def encoder(cfg: Config, policy: str = "float32") -> keras.Sequential:
     v = cfg.vae
     stack: list = [keras.Input(cfg.image_shape)]
     for width in v.encoder_widths:
-        stack.append(layers.Conv2D(width, v.kernel_size, 2, padding="same",
-                                   use_bias=not v.batchnorm, dtype=policy))
+        stack.append(
+            layers.Conv2D(
+                width, v.kernel_size, 2, padding="same", use_bias=not v.batchnorm, dtype=policy
+            )
+        )
         if v.batchnorm:
             stack.append(layers.BatchNormalization(dtype=policy))
         stack.append(_activation(v.activation, 0.2, policy))
@@ -81,15 +101,22 @@ def decoder(cfg: Config, policy: str = "float32") -> keras.Sequential:
     """z -> Dense to a small map -> stride-2 Conv2DTranspose stack -> float32 pixel logits."""
     v, (size, _, channels) = cfg.vae, cfg.image_shape
     base = size // 2 ** len(v.decoder_widths)
-    stack: list = [keras.Input((v.latent_dim,)),
-                   layers.Dense(base * base * v.decoder_base_width, dtype=policy),
-                   _activation(v.activation, 0.2, policy),
-                   layers.Reshape((base, base, v.decoder_base_width), dtype=policy)]
+    stack: list = [
+        keras.Input((v.latent_dim,)),
+        layers.Dense(base * base * v.decoder_base_width, dtype=policy),
+        _activation(v.activation, 0.2, policy),
+        layers.Reshape((base, base, v.decoder_base_width), dtype=policy),
+    ]
     for width in v.decoder_widths:
-        stack.append(layers.Conv2DTranspose(width, v.kernel_size, 2, padding="same",
-                                            use_bias=not v.batchnorm, dtype=policy))
+        stack.append(
+            layers.Conv2DTranspose(
+                width, v.kernel_size, 2, padding="same", use_bias=not v.batchnorm, dtype=policy
+            )
+        )
         if v.batchnorm:
             stack.append(layers.BatchNormalization(dtype=policy))
         stack.append(_activation(v.activation, 0.2, policy))
-    stack.append(layers.Conv2DTranspose(channels, v.kernel_size, 1, padding="same", dtype="float32"))
+    stack.append(
+        layers.Conv2DTranspose(channels, v.kernel_size, 1, padding="same", dtype="float32")
+    )
     return keras.Sequential(stack, name="decoder")

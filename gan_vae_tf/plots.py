@@ -1,5 +1,6 @@
 """Pictures: image grids, curves, latent plots and GIFs from arrays, written atomically. Only the
 two sample renderers touch a model, and only through its generator or decoder."""
+
 from __future__ import annotations
 
 import math
@@ -32,7 +33,10 @@ def grid(images: np.ndarray, ncol: int | None = None, pad: int = 2) -> np.ndarra
     out = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), 255, np.uint8)
     for i, img in enumerate(images):
         r, k = divmod(i, ncol)
-        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + k * (w + pad):pad + k * (w + pad) + w] = img
+        out[
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + k * (w + pad) : pad + k * (w + pad) + w,
+        ] = img
     return out
 
 
@@ -40,8 +44,8 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarra
     h = max(left.shape[0], right.shape[0])
     c = max(left.shape[2], right.shape[2])
     out = np.full((h, left.shape[1] + gap + right.shape[1], c), 255, np.uint8)
-    out[:left.shape[0], :left.shape[1]] = left
-    out[:right.shape[0], left.shape[1] + gap:] = right
+    out[: left.shape[0], : left.shape[1]] = left
+    out[: right.shape[0], left.shape[1] + gap :] = right
     return out
 
 
@@ -63,6 +67,7 @@ def gan_renderer(noise: np.ndarray, ncol: int = 4) -> Callable[[keras.Model], np
     def render(model: keras.Model) -> np.ndarray:
         images = ops.convert_to_numpy(model.sampler(noise, training=False))
         return grid(to_uint8(images, (-1.0, 1.0)), ncol)
+
     return render
 
 
@@ -71,7 +76,9 @@ def reconstruction_grid(originals: np.ndarray, recon: np.ndarray) -> np.ndarray:
     return grid(to_uint8(np.concatenate([originals, recon])), len(originals))
 
 
-def vae_renderer(z: np.ndarray, batch: np.ndarray, ncol: int = 4) -> Callable[[keras.Model], np.ndarray]:
+def vae_renderer(
+    z: np.ndarray, batch: np.ndarray, ncol: int = 4
+) -> Callable[[keras.Model], np.ndarray]:
     """Prior samples from fixed latent codes, beside test images over their reconstructions."""
     from keras import ops
 
@@ -79,20 +86,28 @@ def vae_renderer(z: np.ndarray, batch: np.ndarray, ncol: int = 4) -> Callable[[k
         samples = ops.convert_to_numpy(ops.sigmoid(model.decode(z)))
         recon = ops.convert_to_numpy(model.reconstruct(batch))
         return side_by_side(grid(to_uint8(samples), ncol), reconstruction_grid(batch, recon))
+
     return render
 
 
-def loss_curves(history: dict[str, Sequence[float]], path: str | os.PathLike,
-                title: str = "") -> Path:
+def loss_curves(
+    history: dict[str, Sequence[float]], path: str | os.PathLike, title: str = ""
+) -> Path:
     """One panel per group of related columns: losses, discriminator outputs, ELBO terms."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = history.get("epoch") or list(range(1, 1 + len(next(iter(history.values()), []))))
-    groups = [("loss", [k for k in history if k.endswith("loss")]),
-              ("D output (probability)", [k for k in history if k.startswith(("d_real", "d_fake", "val_d_"))]),
-              ("nats per image", [k for k in history if k.endswith(("elbo", "log_px_z", "kl"))])]
+    groups = [
+        ("loss", [k for k in history if k.endswith("loss")]),
+        (
+            "D output (probability)",
+            [k for k in history if k.startswith(("d_real", "d_fake", "val_d_"))],
+        ),
+        ("nats per image", [k for k in history if k.endswith(("elbo", "log_px_z", "kl"))]),
+    ]
     groups = [(label, keys) for label, keys in groups if keys]
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.6), squeeze=False)
     for ax, (label, keys) in zip(axes[0], groups, strict=True):
@@ -120,18 +135,30 @@ def _decoded_tiles(decode: Decode, codes: np.ndarray, image_size: int | None = N
     """Decode in batches (a 20x20 manifold of 64x64 faces is 400 images) and return uint8
     (k, H, W, C) tiles, optionally resized to `image_size` pixels a side."""
     codes = np.asarray(codes, dtype=np.float32)
-    images = np.concatenate([np.asarray(decode(codes[i:i + _DECODE_BATCH]))
-                             for i in range(0, len(codes), _DECODE_BATCH)])
+    images = np.concatenate(
+        [
+            np.asarray(decode(codes[i : i + _DECODE_BATCH]))
+            for i in range(0, len(codes), _DECODE_BATCH)
+        ]
+    )
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or len(images) != len(codes):
-        raise ValueError(f"decode must map (k, D) codes to (k, H, W, C) images; got {images.shape} "
-                         f"for {len(codes)} codes")
+        raise ValueError(
+            f"decode must map (k, D) codes to (k, H, W, C) images; got {images.shape} "
+            f"for {len(codes)} codes"
+        )
     tiles = to_uint8(images)
     if image_size and image_size != tiles.shape[1]:
         method = Image.NEAREST if image_size > tiles.shape[1] else Image.LANCZOS
-        resized = [np.asarray(Image.fromarray(t[..., 0] if t.shape[-1] == 1 else t)
-                              .resize((image_size, image_size), method)) for t in tiles]
+        resized = [
+            np.asarray(
+                Image.fromarray(t[..., 0] if t.shape[-1] == 1 else t).resize(
+                    (image_size, image_size), method
+                )
+            )
+            for t in tiles
+        ]
         tiles = np.stack(resized).reshape(len(tiles), image_size, image_size, tiles.shape[-1])
     return tiles
 
@@ -143,9 +170,14 @@ def normal_quantiles(n: int, lo: float = 0.05, hi: float = 0.95) -> np.ndarray:
     return np.array([dist.inv_cdf(float(p)) for p in np.linspace(lo, hi, n)], dtype=np.float32)
 
 
-def latent_manifold(decode: Decode, path: str | os.PathLike, n: int = 20,
-                    image_size: int | None = None, quantiles: tuple[float, float] = (0.05, 0.95),
-                    pad: int = 0) -> Path:
+def latent_manifold(
+    decode: Decode,
+    path: str | os.PathLike,
+    n: int = 20,
+    image_size: int | None = None,
+    quantiles: tuple[float, float] = (0.05, 0.95),
+    pad: int = 0,
+) -> Path:
     """An n x n mosaic of what a 2-D latent space decodes to, over the prior's quantiles.
 
     Columns step z[0] from low to high, rows step z[1] from high (top) to low, like a plot's
@@ -164,12 +196,17 @@ def _principal_components(x: np.ndarray) -> tuple[np.ndarray, float]:
     """Projection onto the first two principal components and the variance share they keep."""
     centred = x - x.mean(axis=0)
     _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    share = float((s[:2] ** 2).sum() / max((s ** 2).sum(), 1e-12))
+    share = float((s[:2] ** 2).sum() / max((s**2).sum(), 1e-12))
     return centred @ vt[:2].T, share
 
 
-def latent_scatter(means: np.ndarray, labels: np.ndarray | None, path: str | os.PathLike,
-                   title: str = "", max_classes: int = 20) -> Path:
+def latent_scatter(
+    means: np.ndarray,
+    labels: np.ndarray | None,
+    path: str | os.PathLike,
+    title: str = "",
+    max_classes: int = 20,
+) -> Path:
     """Encoder means in the plane, coloured by label, to show how classes spread in z.
 
     Latents wider than 2 are projected on their first two principal components (said in the
@@ -187,8 +224,10 @@ def latent_scatter(means: np.ndarray, labels: np.ndarray | None, path: str | os.
     else:
         xy, share = _principal_components(means)
         axis_names = ("PC 1", "PC 2")
-        note = (f"first two principal components of the {means.shape[1]}-d means "
-                f"({share:.0%} of variance)")
+        note = (
+            f"first two principal components of the {means.shape[1]}-d means "
+            f"({share:.0%} of variance)"
+        )
     fig = Figure(figsize=(6.4, 5.4))
     ax = fig.add_subplot()
     style = dict(s=4, alpha=0.7, linewidths=0)
@@ -202,13 +241,15 @@ def latent_scatter(means: np.ndarray, labels: np.ndarray | None, path: str | os.
         if np.issubdtype(labels.dtype, np.integer) and len(classes) <= max_classes:
             index = np.searchsorted(classes, labels)
             cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"].resampled(len(classes))
-            points = ax.scatter(xy[:, 0], xy[:, 1], c=index, cmap=cmap, vmin=-0.5,
-                                vmax=len(classes) - 0.5, **style)
+            points = ax.scatter(
+                xy[:, 0], xy[:, 1], c=index, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5, **style
+            )
             bar = fig.colorbar(points, ax=ax, ticks=range(len(classes)))
             bar.ax.set_yticklabels([str(c) for c in classes])
         else:
-            points = ax.scatter(xy[:, 0], xy[:, 1], c=labels.astype(np.float64), cmap="viridis",
-                                **style)
+            points = ax.scatter(
+                xy[:, 0], xy[:, 1], c=labels.astype(np.float64), cmap="viridis", **style
+            )
             bar = fig.colorbar(points, ax=ax)
         bar.set_label("label")
     ax.set_xlabel(axis_names[0])
@@ -223,16 +264,23 @@ def latent_scatter(means: np.ndarray, labels: np.ndarray | None, path: str | os.
     return path
 
 
-def interpolation_strip(decode: Decode, z_start: np.ndarray, z_end: np.ndarray,
-                        path: str | os.PathLike, steps: int = 10, pad: int = 2,
-                        image_size: int | None = None) -> Path:
+def interpolation_strip(
+    decode: Decode,
+    z_start: np.ndarray,
+    z_end: np.ndarray,
+    path: str | os.PathLike,
+    steps: int = 10,
+    pad: int = 2,
+    image_size: int | None = None,
+) -> Path:
     """One row per (start, end) pair of codes: images decoded at `steps` evenly spaced points
     on the straight line between them, ends included. Starts and ends are (D,) or (k, D)."""
     start = np.atleast_2d(np.asarray(z_start, dtype=np.float32))
     end = np.atleast_2d(np.asarray(z_end, dtype=np.float32))
     if start.shape != end.shape or start.ndim != 2:
-        raise ValueError(f"z_start and z_end must both be (D,) or (k, D); got {start.shape} and "
-                         f"{end.shape}")
+        raise ValueError(
+            f"z_start and z_end must both be (D,) or (k, D); got {start.shape} and {end.shape}"
+        )
     if steps < 2:
         raise ValueError(f"steps must be at least 2 to include both ends, got {steps}")
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :, None]
@@ -240,8 +288,12 @@ def interpolation_strip(decode: Decode, z_start: np.ndarray, z_end: np.ndarray,
     return save_png(grid(_decoded_tiles(decode, codes, image_size), ncol=steps, pad=pad), path)
 
 
-def animated_gif(png_paths: Sequence[str | os.PathLike], path: str | os.PathLike,
-                 duration_ms: int = 300, hold_last_ms: int | None = None) -> Path:
+def animated_gif(
+    png_paths: Sequence[str | os.PathLike],
+    path: str | os.PathLike,
+    duration_ms: int = 300,
+    hold_last_ms: int | None = None,
+) -> Path:
     """The per-epoch sample PNGs as one looping GIF, written atomically.
 
     Frames of different sizes are placed top-left on a white canvas of the largest size.
@@ -267,6 +319,7 @@ def animated_gif(png_paths: Sequence[str | os.PathLike], path: str | os.PathLike
         durations[-1] = int(hold_last_ms)
     path = Path(path)
     with atomic_path(path) as tmp:
-        canvases[0].save(tmp, format="GIF", save_all=True, append_images=canvases[1:],
-                         duration=durations, loop=0)
+        canvases[0].save(
+            tmp, format="GIF", save_all=True, append_images=canvases[1:], duration=durations, loop=0
+        )
     return path

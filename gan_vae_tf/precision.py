@@ -1,4 +1,5 @@
 """Choosing the dtype policy: half precision where the hardware makes it pay."""
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,9 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
     return set()
 
 
-def resolve(precision: str, gpus: int | None = None, flags: set[str] | None = None
-            ) -> tuple[str, str]:
+def resolve(
+    precision: str, gpus: int | None = None, flags: set[str] | None = None
+) -> tuple[str, str]:
     """The Keras dtype policy for `precision`, and why it was chosen.
 
     `auto`: mixed_float16 on a GPU (tensor cores), mixed_bfloat16 on a CPU with AMX (oneDNN

@@ -4,6 +4,7 @@ Reads evaluated run directories (run `python -m gan_vae_tf.evaluate` first) and 
 `experiments/report/`: the reports' comparison table per dataset as Markdown, figures for each
 run, visualkeras diagrams of every network, and one self-contained `report.html`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,10 +63,12 @@ def _quality_cell(run: Run) -> str:
         return "—"
     m, f = q["model"], q["real_floor"]
     if "fid" in m:
-        return (f"FID {m['fid']:.2f} (floor {f['fid']:.2f}); KID {kid_text(m)} "
-                f"(floor {f['kid']:.4f}); P/R {m['precision']:.2f}/{m['recall']:.2f} "
-                f"(floor {f['precision']:.2f}/{f['recall']:.2f}); CS {m['classifier_score']:.2f} "
-                f"(floor {f['classifier_score']:.2f})")
+        return (
+            f"FID {m['fid']:.2f} (floor {f['fid']:.2f}); KID {kid_text(m)} "
+            f"(floor {f['kid']:.4f}); P/R {m['precision']:.2f}/{m['recall']:.2f} "
+            f"(floor {f['precision']:.2f}/{f['recall']:.2f}); CS {m['classifier_score']:.2f} "
+            f"(floor {f['classifier_score']:.2f})"
+        )
     return f"SWD×1e3 {m['swd']:.2f} (floor {f['swd']:.2f})"
 
 
@@ -77,8 +80,10 @@ def _latent_cell(run: Run) -> str:
 
 def comparison_table(runs: list[Run]) -> str:
     """The reports' table, measured: one row per run of one dataset."""
-    header = ("| run | model | D(G(z)) on generated | D(x) on real | epochs | wall time | s/epoch "
-              "| image quality (model vs real-data floor) | test ELBO (nats) | IWAE (nats) | latent space |")
+    header = (
+        "| run | model | D(G(z)) on generated | D(x) on real | epochs | wall time | s/epoch "
+        "| image quality (model vs real-data floor) | test ELBO (nats) | IWAE (nats) | latent space |"
+    )
     lines = [header, "|" + "---|" * 11]
     for r in runs:
         m, s = r.metrics, r.summary
@@ -90,7 +95,8 @@ def comparison_table(runs: list[Run]) -> str:
             f"| {r.name} | {kind} "
             f"| {_fmt(m.get('d_fake'))} | {_fmt(m.get('d_real'))} | {s['epochs']} "
             f"| {s['seconds'] / 60:.1f} min | {s['seconds_per_epoch']:.1f} | {_quality_cell(r)} "
-            f"| {_fmt(m.get('elbo_nats'), 2)} | {_fmt(iwae, 2)} | {_latent_cell(r)} |")
+            f"| {_fmt(m.get('elbo_nats'), 2)} | {_fmt(iwae, 2)} | {_latent_cell(r)} |"
+        )
     return "\n".join(lines)
 
 
@@ -113,9 +119,17 @@ def figures(run: Run, out: Path) -> list[Path]:
     made.append(Path(shutil.copyfile(files.loss_curves, out / files.loss_curves.name)))
     history = files.read_history()
     if "d_real" in history:
-        made.append(plots.loss_curves({"epoch": history["epoch"], "d_real": history["d_real"],
-                                       "d_fake": history["d_fake"]}, out / "d_real_fake.png",
-                                      "mean D(x) and D(G(z)) per epoch"))
+        made.append(
+            plots.loss_curves(
+                {
+                    "epoch": history["epoch"],
+                    "d_real": history["d_real"],
+                    "d_fake": history["d_fake"],
+                },
+                out / "d_real_fake.png",
+                "mean D(x) and D(G(z)) per epoch",
+            )
+        )
     cfg = Config.from_dict(run.config)
     made += [Path(path) for path in diagrams.network_diagrams(cfg, out).values()]
     if cfg.model == "vae":
@@ -123,12 +137,20 @@ def figures(run: Run, out: Path) -> list[Path]:
         dataset = data.load(cfg.data)
 
         def decode(z):
-            return keras.ops.convert_to_numpy(keras.ops.sigmoid(model.decode(np.asarray(z, "float32"))))
+            return keras.ops.convert_to_numpy(
+                keras.ops.sigmoid(model.decode(np.asarray(z, "float32")))
+            )
 
         idx = data.sample_indices(len(dataset.test), 2000)
         test = dataset.test if idx is None else dataset.test[idx]
-        means = np.concatenate([keras.ops.convert_to_numpy(model.encode(
-            data.scale(test[i:i + 500], "vae", cfg.data.binarize))[0]) for i in range(0, len(test), 500)])
+        means = np.concatenate(
+            [
+                keras.ops.convert_to_numpy(
+                    model.encode(data.scale(test[i : i + 500], "vae", cfg.data.binarize))[0]
+                )
+                for i in range(0, len(test), 500)
+            ]
+        )
         if cfg.vae.latent_dim == 2:
             made.append(plots.latent_manifold(decode, out / "latent_manifold.png", n=20))
         labels = dataset.test_labels
@@ -137,27 +159,35 @@ def figures(run: Run, out: Path) -> list[Path]:
         made.append(plots.latent_scatter(means, labels, out / "latent_scatter.png"))
         eight = data.sample_indices(len(test), 8, seed=1)  # drawn, not the array's first eight
         eight = np.arange(min(8, len(test))) if eight is None else eight
-        made.append(plots.interpolation_strip(decode, means[eight[0::2]], means[eight[1::2]],
-                                              out / "interpolations.png"))
+        made.append(
+            plots.interpolation_strip(
+                decode, means[eight[0::2]], means[eight[1::2]], out / "interpolations.png"
+            )
+        )
         x = data.scale(test[eight], "vae", cfg.data.binarize).numpy()
         recon = keras.ops.convert_to_numpy(model.reconstruct(x))
-        made.append(plots.save_png(plots.reconstruction_grid(x, recon),
-                                   out / "reconstructions.png", 2))
+        made.append(
+            plots.save_png(plots.reconstruction_grid(x, recon), out / "reconstructions.png", 2)
+        )
     return made
 
 
 def _img(path: Path) -> str:
     mime = "image/gif" if path.suffix == ".gif" else "image/png"
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img src="data:{mime};base64,{data}" alt="{html.escape(path.stem)}">' \
-           f"<figcaption>{html.escape(path.stem.replace('_', ' '))}</figcaption></figure>"
+    return (
+        f'<figure><img src="data:{mime};base64,{data}" alt="{html.escape(path.stem)}">'
+        f"<figcaption>{html.escape(path.stem.replace('_', ' '))}</figcaption></figure>"
+    )
 
 
 def _md_to_html_table(md: str) -> str:
     rows = [r.strip().strip("|").split("|") for r in md.splitlines() if not r.startswith("|---")]
     head = "".join(f"<th>{html.escape(c.strip())}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>"
-                   for r in rows[1:])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>"
+        for r in rows[1:]
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -178,19 +208,29 @@ def write(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path
     rundir.write_text(out / "tables.md", "\n".join(md) + "\n")
     for r in runs:
         figs = figures(r, out / r.name)
-        body.append(f"<h2>{html.escape(r.name)}</h2><div class=figs>" + "".join(_img(p) for p in figs) + "</div>")
-    style = ("body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}"
-             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px}"
-             ".figs{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}img{max-width:640px}"
-             "figcaption{font-size:12px;color:#555}")
-    page = f"<!doctype html><meta charset=utf-8><title>gan_vae_tf report</title><style>{style}</style>" \
-           + "\n".join(body)
+        body.append(
+            f"<h2>{html.escape(r.name)}</h2><div class=figs>"
+            + "".join(_img(p) for p in figs)
+            + "</div>"
+        )
+    style = (
+        "body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px}"
+        ".figs{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}img{max-width:640px}"
+        "figcaption{font-size:12px;color:#555}"
+    )
+    page = (
+        f"<!doctype html><meta charset=utf-8><title>gan_vae_tf report</title><style>{style}</style>"
+        + "\n".join(body)
+    )
     return rundir.write_text(out / "report.html", page)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     console.setup()
-    p = argparse.ArgumentParser(prog="python -m gan_vae_tf.report", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m gan_vae_tf.report", description=__doc__.splitlines()[0]
+    )
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
     p.add_argument("--latest", action="store_true", help="the newest finished run of each preset")
     p.add_argument("--out", default=str(Path("experiments") / "report"))

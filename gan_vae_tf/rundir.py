@@ -144,8 +144,10 @@ class RunLock:
             self._file.seek(0)
             owner = self._file.read().strip() or "unknown"
             self._file.close()
-            raise UserError(f"run directory {path} is being trained by another process "
-                            f"(pid {owner}); wait for it to end or stop it, then --resume it") from None
+            raise UserError(
+                f"run directory {path} is being trained by another process "
+                f"(pid {owner}); wait for it to end or stop it, then --resume it"
+            ) from None
         self._file.seek(0)
         self._file.truncate()
         self._file.write(f"{os.getpid()}\n")
@@ -167,7 +169,9 @@ def outermost_missing(path: str | os.PathLike) -> Path | None:
     return missing
 
 
-def remove_failed_start(run_dir: str | os.PathLike, created: Path | None, lock: RunLock | None) -> None:
+def remove_failed_start(
+    run_dir: str | os.PathLike, created: Path | None, lock: RunLock | None
+) -> None:
     """A run that failed before writing its config (missing data, a batch too large, ...)
     leaves nothing behind that its start made: `created` (the highest folder it made, see
     `outermost_missing`) and the lock file, when the lock made it. A run that wrote its config
@@ -188,8 +192,10 @@ def prepare(out: str | os.PathLike | None, preset: str, overwrite: bool) -> RunD
     run = RunDir(new_path(out, preset))
     if run.holds_run():
         if not overwrite:
-            raise UserError(f"run directory {run.path} already holds a run; pass --resume "
-                            f"{run.path} to continue it, --overwrite to replace it, or another --out")
+            raise UserError(
+                f"run directory {run.path} already holds a run; pass --resume "
+                f"{run.path} to continue it, --overwrite to replace it, or another --out"
+            )
         for path in (run.history, run.metrics, run.summary):
             path.unlink(missing_ok=True)
         for folder in (run.checkpoint, run.checkpoint_old, run.checkpoint_tmp):

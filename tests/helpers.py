@@ -49,11 +49,19 @@ def write_mnist(folder: Path, n_train: int = 96, n_test: int = 32, seed: int = 0
 
 
 # The default GAN presets size an epoch in steps; tiny runs keep one pass over their few images.
-TINY_GAN = ["gan.gen_base_width=16", "gan.gen_widths=8,8", "gan.disc_widths=8,16",
-            "train.steps_per_epoch=none"]
+TINY_GAN = [
+    "gan.gen_base_width=16",
+    "gan.gen_widths=8,8",
+    "gan.disc_widths=8,16",
+    "train.steps_per_epoch=none",
+]
 TINY_VAE = ["vae.encoder_widths=8,16", "vae.decoder_base_width=8", "vae.decoder_widths=16,8"]
-TINY_GAN64 = ["gan.gen_base_width=16", "gan.gen_widths=16,8,8", "gan.disc_widths=8,8,16,16",
-              "train.steps_per_epoch=none"]
+TINY_GAN64 = [
+    "gan.gen_base_width=16",
+    "gan.gen_widths=16,8,8",
+    "gan.disc_widths=8,8,16,16",
+    "train.steps_per_epoch=none",
+]
 TINY_VAE64 = [
     "vae.encoder_widths=8,8,8,16,16",
     "vae.decoder_base_width=16",
@@ -84,8 +92,16 @@ def train_args(
 ) -> list[str]:
     """`python -m gan_vae_tf.train` flags for a tiny-network run of `preset`. `data_dir=None`
     lets the data be found as a user's would be; `verbose=None` leaves Keras' default."""
-    args = ["--preset", preset, "--epochs", str(epochs), "--batch-size", str(batch_size),
-            "--out", str(run)]
+    args = [
+        "--preset",
+        preset,
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        str(batch_size),
+        "--out",
+        str(run),
+    ]
     if data_dir is not None:
         args += ["--data-dir", str(data_dir)]
     if verbose is not None:

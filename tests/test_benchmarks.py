@@ -1,5 +1,6 @@
 """Benchmark helpers: TimeBudget probes on a training-time schedule that does not charge the
 probes' own time; the profile summary sorts ops into categories and shares of busy time."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +24,9 @@ class FakeModel:
     stop_training = False
 
 
-def drive(budget: float, every: float, step_seconds: float, probe_seconds: float, max_steps: int = 100):
+def drive(
+    budget: float, every: float, step_seconds: float, probe_seconds: float, max_steps: int = 100
+):
     clock = FakeClock()
 
     def probe(model) -> dict:
@@ -63,37 +66,47 @@ def test_time_budget_stops_a_real_fit_before_its_epochs_end():
     cfg = tiny_config("gan-mnist")
     model = models.build(cfg)
     images = data.synthetic(64).train
-    cb = TimeBudget(1e-9, 1.0, lambda m: {"mean": float(np.mean(m.sample(2)))},
-                              batch_size=cfg.train.batch_size)
+    cb = TimeBudget(
+        1e-9, 1.0, lambda m: {"mean": float(np.mean(m.sample(2)))}, batch_size=cfg.train.batch_size
+    )
     model.fit(data.pipeline(images, cfg, training=True), epochs=50, callbacks=[cb], verbose=0)
     assert cb.steps == 1
     assert len(cb.points) == 2 and 0.0 <= cb.points[-1]["mean"] <= 1.0
 
 
-@pytest.mark.parametrize("op_type,name,category", [
-    ("Conv2DBackpropFilter", "gradient_tape/generator/conv2d_transpose/x", "convolutions"),
-    ("_FusedConv2D", "discriminator/conv2d/BiasAdd", "convolutions"),
-    ("MatMul", "generator/dense/MatMul", "matmul"),
-    ("Mul", "discriminator/dropout/stateless_dropout/Mul", "dropout"),
-    ("StatelessRandomUniformV2", "discriminator/dropout/stateless_random_uniform", "dropout"),
-    ("Tile", "gradient_tape/generator/batch_normalization_1/moments/Tile", "batch norm"),
-    ("StatelessRandomNormalV2", "random/normal", "random numbers"),
-    ("AssignSubVariableOp", "adam/AssignSub", "optimizer"),
-    ("IteratorGetNext", "IteratorGetNext", "input pipeline"),
-    ("_MklNativeConv2DBackpropInput", "gradient_tape/generator/conv2d_transpose/x", "convolutions"),
-    ("_MklNativeConv2DBackpropFilterWithBias", "gradient_tape/d/conv2d/x", "convolutions"),
-    ("_MklNativeFusedConv2D", "discriminator/conv2d/BiasAdd", "convolutions"),
-    ("_MklMatMul", "generator/dense/MatMul", "matmul"),
-    ("LeakyRelu", "generator/leaky_re_lu/LeakyRelu", "activations and other elementwise"),
-])
+@pytest.mark.parametrize(
+    "op_type,name,category",
+    [
+        ("Conv2DBackpropFilter", "gradient_tape/generator/conv2d_transpose/x", "convolutions"),
+        ("_FusedConv2D", "discriminator/conv2d/BiasAdd", "convolutions"),
+        ("MatMul", "generator/dense/MatMul", "matmul"),
+        ("Mul", "discriminator/dropout/stateless_dropout/Mul", "dropout"),
+        ("StatelessRandomUniformV2", "discriminator/dropout/stateless_random_uniform", "dropout"),
+        ("Tile", "gradient_tape/generator/batch_normalization_1/moments/Tile", "batch norm"),
+        ("StatelessRandomNormalV2", "random/normal", "random numbers"),
+        ("AssignSubVariableOp", "adam/AssignSub", "optimizer"),
+        ("IteratorGetNext", "IteratorGetNext", "input pipeline"),
+        (
+            "_MklNativeConv2DBackpropInput",
+            "gradient_tape/generator/conv2d_transpose/x",
+            "convolutions",
+        ),
+        ("_MklNativeConv2DBackpropFilterWithBias", "gradient_tape/d/conv2d/x", "convolutions"),
+        ("_MklNativeFusedConv2D", "discriminator/conv2d/BiasAdd", "convolutions"),
+        ("_MklMatMul", "generator/dense/MatMul", "matmul"),
+        ("LeakyRelu", "generator/leaky_re_lu/LeakyRelu", "activations and other elementwise"),
+    ],
+)
 def test_ops_fall_into_their_category(op_type, name, category):
     assert profiling.op_category(op_type, name) == category
 
 
 def test_summary_leaves_out_idle_time_and_shares_sum_to_one():
-    rows = [{"type": "IDLE", "operation": "IDLE", "total_self_time": 900.0},
-            {"type": "Conv2D", "operation": "d/conv", "total_self_time": 75.0},
-            {"type": "LeakyRelu", "operation": "d/relu", "total_self_time": 25.0}]
+    rows = [
+        {"type": "IDLE", "operation": "IDLE", "total_self_time": 900.0},
+        {"type": "Conv2D", "operation": "d/conv", "total_self_time": 75.0},
+        {"type": "LeakyRelu", "operation": "d/relu", "total_self_time": 25.0},
+    ]
     s = profiling.summarize(rows)
     assert s["busy_us"] == 100.0
     assert s["categories"] == {"convolutions": 0.75, "activations and other elementwise": 0.25}

@@ -1,5 +1,6 @@
 """Mid-epoch checkpoints and exact resume, in-process: the epoch order, the saver's cadence,
 stop requests, and a stopped-and-resumed run against an uninterrupted one, bit for bit."""
+
 import csv
 import signal
 
@@ -132,13 +133,17 @@ def _rows(run):
 def _checkpoint_tensors(run) -> dict[str, np.ndarray]:
     reader = tf.train.load_checkpoint(str(run / "checkpoint" / "state"))
     skip = ("_CHECKPOINTABLE_OBJECT_GRAPH", "seconds/")
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if not name.startswith(skip)}
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if not name.startswith(skip)
+    }
 
 
 @pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
 def test_a_run_stopped_mid_epoch_and_resumed_equals_an_uninterrupted_run_bit_for_bit(
-        tmp_path, mnist_dir, preset, monkeypatch, capsys):
+    tmp_path, mnist_dir, preset, monkeypatch, capsys
+):
     assert train.main(_args(preset, mnist_dir, tmp_path / "whole")) == 0
 
     batch_end = checkpoint.Checkpoint.on_train_batch_end
@@ -159,8 +164,9 @@ def test_a_run_stopped_mid_epoch_and_resumed_equals_an_uninterrupted_run_bit_for
 
     whole, resumed = _checkpoint_tensors(tmp_path / "whole"), _checkpoint_tensors(cut)
     assert whole.keys() == resumed.keys() and len(whole) > 20
-    assert all(np.array_equal(whole[k], resumed[k]) for k in whole), \
-        [k for k in whole if not np.array_equal(whole[k], resumed[k])]
+    assert all(np.array_equal(whole[k], resumed[k]) for k in whole), [
+        k for k in whole if not np.array_equal(whole[k], resumed[k])
+    ]
     assert _rows(cut) == _rows(tmp_path / "whole") and len(_rows(cut)) == 2
 
 
@@ -175,8 +181,9 @@ def test_checkpoint_every_saves_inside_epochs(tmp_path, mnist_dir, monkeypatch):
     monkeypatch.setattr(checkpoint.RunState, "save", recording_save)
     run = tmp_path / "run"
     assert train.main(_args("gan-mnist", mnist_dir, run, "--checkpoint-every", "1e-9")) == 0
-    assert positions == [(0, s) for s in range(1, 6)] + [(1, 0)] + \
-        [(1, s) for s in range(1, 6)] + [(2, 0)]
+    assert positions == [(0, s) for s in range(1, 6)] + [(1, 0)] + [(1, s) for s in range(1, 6)] + [
+        (2, 0)
+    ]
     assert checkpoint.saved_position(run) == Position(2)
 
 
@@ -200,17 +207,33 @@ def test_workers_save_and_stop_together_when_any_one_asks():
     assert asked == [(False, False)] * 4
 
 
-@pytest.mark.parametrize("tf_config, chief, size", [
-    (None, True, 1),
-    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True, 2),
-    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False, 2),
-    ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}},
-     False, 2),
-    ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}},
-     True, 2),
-])
-def test_only_the_chief_of_a_multiworker_cluster_writes_the_run_directory(monkeypatch, tf_config,
-                                                                          chief, size):
+@pytest.mark.parametrize(
+    "tf_config, chief, size",
+    [
+        (None, True, 1),
+        ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True, 2),
+        ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False, 2),
+        (
+            {
+                "cluster": {"chief": ["c:1"], "worker": ["a:1"]},
+                "task": {"type": "worker", "index": 0},
+            },
+            False,
+            2,
+        ),
+        (
+            {
+                "cluster": {"chief": ["c:1"], "worker": ["a:1"]},
+                "task": {"type": "chief", "index": 0},
+            },
+            True,
+            2,
+        ),
+    ],
+)
+def test_only_the_chief_of_a_multiworker_cluster_writes_the_run_directory(
+    monkeypatch, tf_config, chief, size
+):
     import json
 
     from gan_vae_tf import distribute

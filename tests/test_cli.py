@@ -22,12 +22,16 @@ def test_tiny_run_writes_pngs_history_models_and_metrics(tmp_path, mnist_dir, pr
         assert png.width > 50 and png.height > 50
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[0]["seconds"]) > 0
-    expected = {"d_real", "d_fake", "d_loss", "g_loss"} if preset == "gan-mnist" else {"val_elbo", "loss"}
+    expected = (
+        {"d_real", "d_fake", "d_loss", "g_loss"} if preset == "gan-mnist" else {"val_elbo", "loss"}
+    )
     assert expected <= set(rows[0])
     assert (run / "loss_curves.png").stat().st_size > 1000
     assert all((run / f).is_file() for f in ("model.keras", "config.json", "summary.json"))
     recorded = json.loads((run / "config.json").read_text())
-    assert recorded["run"]["data"]["train_images"] == 96 and recorded["run"]["data"]["source"].startswith("idx:")
+    assert recorded["run"]["data"]["train_images"] == 96 and recorded["run"]["data"][
+        "source"
+    ].startswith("idx:")
 
     assert evaluate.main([str(run), "--num", "24"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
@@ -36,7 +40,9 @@ def test_tiny_run_writes_pngs_history_models_and_metrics(tmp_path, mnist_dir, pr
         assert "discriminator probability on generated images" in capsys.readouterr().out
     else:
         assert metrics["elbo_nats"] < 0 and metrics["reconstruction_mse"] > 0
-        assert metrics["elbo_bits_per_dim"] == pytest.approx(-metrics["elbo_nats"] / (784 * np.log(2)))
+        assert metrics["elbo_bits_per_dim"] == pytest.approx(
+            -metrics["elbo_nats"] / (784 * np.log(2))
+        )
         assert "test ELBO" in capsys.readouterr().out
 
 
@@ -49,13 +55,16 @@ def test_existing_run_is_not_overwritten_without_asking(tmp_path, mnist_dir, cap
     assert (run / "history.csv").read_text() == "epoch\n1\n"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--preset", "gan-cifar"], "unknown preset"),
-    (["--preset", "gan-mnist", "--epochs", "0"], "epochs must be a positive integer"),
-    (["--preset", "gan-mnist", "--batch-size", "-1"], "batch size must be a positive integer"),
-    (["--preset", "vae-mnist", "--latent-dim", "0"], "latent size must be a positive integer"),
-    (["--preset", "gan-mnist", "--data-dir", "/nonexistent/data"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--preset", "gan-cifar"], "unknown preset"),
+        (["--preset", "gan-mnist", "--epochs", "0"], "epochs must be a positive integer"),
+        (["--preset", "gan-mnist", "--batch-size", "-1"], "batch size must be a positive integer"),
+        (["--preset", "vae-mnist", "--latent-dim", "0"], "latent size must be a positive integer"),
+        (["--preset", "gan-mnist", "--data-dir", "/nonexistent/data"], "does not exist"),
+    ],
+)
 def test_bad_training_input_is_one_line_and_exit_2(tmp_path, args, message, capsys):
     assert train.main([*args, "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
@@ -63,19 +72,26 @@ def test_bad_training_input_is_one_line_and_exit_2(tmp_path, args, message, caps
 
 
 @pytest.mark.parametrize("damage", ["truncate", "mismatch"])
-def test_damaged_idx_file_is_one_line_and_a_retry_works_once_fixed(tmp_path, mnist_dir, damage, capsys):
+def test_damaged_idx_file_is_one_line_and_a_retry_works_once_fixed(
+    tmp_path, mnist_dir, damage, capsys
+):
     images = mnist_dir / "train-images-idx3-ubyte.gz"
     original = images.read_bytes()
     if damage == "truncate":
         images.write_bytes(original[: len(original) // 2])
     else:
         (mnist_dir / "train-labels-idx1-ubyte.gz").write_bytes(
-            (mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
+            (mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()
+        )
     run = tmp_path / "run"
     assert _train(run, "gan-mnist", mnist_dir) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
-    assert ("train-images-idx3-ubyte.gz" in err) if damage == "truncate" else ("do not belong together" in err)
+    assert (
+        ("train-images-idx3-ubyte.gz" in err)
+        if damage == "truncate"
+        else ("do not belong together" in err)
+    )
     write_mnist(mnist_dir)  # repaired: the same command now runs in the same --out
     assert _train(run, "gan-mnist", mnist_dir) == 0
 
@@ -113,12 +129,30 @@ def test_evaluate_on_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shared_data() is None or not (shared_data() / "mnist").is_dir(),
-                    reason="real MNIST not present")
+@pytest.mark.skipif(
+    shared_data() is None or not (shared_data() / "mnist").is_dir(), reason="real MNIST not present"
+)
 def test_vae_learns_real_mnist_digits(tmp_path):
     run = tmp_path / "real"
-    assert train.main(["--preset", "vae-mnist", "--epochs", "1", "--limit", "15000",
-                       "--data-dir", str(shared_data()), "--out", str(run), "--verbose", "0"]) == 0
+    assert (
+        train.main(
+            [
+                "--preset",
+                "vae-mnist",
+                "--epochs",
+                "1",
+                "--limit",
+                "15000",
+                "--data-dir",
+                str(shared_data()),
+                "--out",
+                str(run),
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
     history = list(csv.DictReader((run / "history.csv").open()))
     # An untrained decoder scores about -543 nats (784 * log 2); one short epoch must do far better.
     assert float(history[0]["val_elbo"]) > -240
@@ -141,7 +175,11 @@ def test_anime_run_trains_through_corrupt_files_with_one_warning(tmp_path, monke
     assert len([w for w in record if "skipped" in str(w.message)]) == 1
     assert Image.open(run / "samples" / "epoch_0002.png").mode == "RGB"
     recorded = json.loads((run / "config.json").read_text())["run"]["data"]
-    assert (recorded["train_images"], recorded["test_images"], recorded["skipped_files"]) == (36, 4, 1)
+    assert (recorded["train_images"], recorded["test_images"], recorded["skipped_files"]) == (
+        36,
+        4,
+        1,
+    )
     assert evaluate.main([str(run), "--num", "4"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     if preset == "gan-anime":
@@ -149,7 +187,9 @@ def test_anime_run_trains_through_corrupt_files_with_one_warning(tmp_path, monke
     else:  # a density on [0, 1] pixels, read on the 8-bit scale
         assert metrics["likelihood"] == "gaussian"
         dims = 64 * 64 * 3
-        assert metrics["elbo_bits_per_dim"] == pytest.approx(-metrics["elbo_nats"] / (dims * np.log(2)) + 8)
+        assert metrics["elbo_bits_per_dim"] == pytest.approx(
+            -metrics["elbo_nats"] / (dims * np.log(2)) + 8
+        )
 
 
 def test_cli_warnings_are_one_line_without_the_source_line(monkeypatch):
@@ -159,7 +199,9 @@ def test_cli_warnings_are_one_line_without_the_source_line(monkeypatch):
 
     monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
     one_line_warnings()
-    text = warnings.formatwarning(UserWarning("skipped 3 of 403 files"), UserWarning, "data.py", 163)
+    text = warnings.formatwarning(
+        UserWarning("skipped 3 of 403 files"), UserWarning, "data.py", 163
+    )
     assert text == "warning: skipped 3 of 403 files\n"
 
 
@@ -180,11 +222,15 @@ def test_an_epoch_of_a_fixed_step_count_does_not_depend_on_the_data_size(tmp_pat
 
     run = tmp_path / "run"
     # 96 images at batch 16 are 6 steps per pass; epochs of 4 steps cross the passes.
-    assert _train(run, "gan-mnist", mnist_dir, "--set", "train.steps_per_epoch=4",
-                  "--epochs", "3") == 0
+    assert (
+        _train(run, "gan-mnist", mnist_dir, "--set", "train.steps_per_epoch=4", "--epochs", "3")
+        == 0
+    )
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     cfg = config.Config.from_json(run / "config.json")
-    state = checkpoint.RunState(models.build(cfg), {"noise": np.zeros((16, cfg.gan.noise_dim), "float32")})
+    state = checkpoint.RunState(
+        models.build(cfg), {"noise": np.zeros((16, cfg.gan.noise_dim), "float32")}
+    )
     assert state.restore(run).epoch == 3
     assert int(state.model.optimizers()["g_optimizer"].iterations.numpy()) == 12

@@ -22,7 +22,11 @@ def test_report_presets_reproduce_the_reports_defaults():
     assert vae.data.binarize and gan.gan.noise_dim == 100
     assert gan.train.steps_per_epoch is None and gan.gan.ema_decay == 0.0
     gan64 = config_lib.preset("gan-anime-report")
-    assert (gan64.train.batch_size, gan64.train.learning_rate, gan64.train.beta_1) == (128, 2e-4, 0.5)
+    assert (gan64.train.batch_size, gan64.train.learning_rate, gan64.train.beta_1) == (
+        128,
+        2e-4,
+        0.5,
+    )
     assert gan64.gan.disc_widths == (64, 128, 256, 512) and gan64.gan.gen_base_width == 512
 
 
@@ -34,8 +38,9 @@ def test_default_gan_presets_are_dcgans_sized_in_steps_with_a_generator_ema(name
 
 
 def test_optional_values_parse_as_their_annotated_type():
-    cfg = config_lib.override(config_lib.preset("gan-mnist"),
-                              ["gan.disc_learning_rate=4e-4", "train.steps_per_epoch=7"])
+    cfg = config_lib.override(
+        config_lib.preset("gan-mnist"), ["gan.disc_learning_rate=4e-4", "train.steps_per_epoch=7"]
+    )
     assert cfg.gan.disc_learning_rate == 4e-4 and cfg.train.steps_per_epoch == 7
     cfg = config_lib.override(cfg, ["gan.disc_learning_rate=none", "train.steps_per_epoch=none"])
     assert cfg.gan.disc_learning_rate is None and cfg.train.steps_per_epoch is None
@@ -43,33 +48,49 @@ def test_optional_values_parse_as_their_annotated_type():
         config_lib.override(cfg, ["train.steps_per_epoch=many"])
 
 
-@pytest.mark.parametrize("item, message", [("gan.ema_decay=1.0", "ema_decay"),
-                                           ("gan.label_smoothing=-0.1", "label_smoothing"),
-                                           ("train.steps_per_epoch=0", "steps per epoch"),
-                                           ("gan.disc_learning_rate=0", "disc_learning_rate")])
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("gan.ema_decay=1.0", "ema_decay"),
+        ("gan.label_smoothing=-0.1", "label_smoothing"),
+        ("train.steps_per_epoch=0", "steps per epoch"),
+        ("gan.disc_learning_rate=0", "disc_learning_rate"),
+    ],
+)
 def test_out_of_range_gan_settings_are_rejected(item, message):
     with pytest.raises(UserError, match=message):
         config_lib.override(config_lib.preset("gan-mnist"), [item])
 
 
 def test_set_overrides_typed_values():
-    cfg = config_lib.override(config_lib.preset("vae-mnist"),
-                              ["vae.latent_dim=8", "vae.encoder_widths=16,32", "data.limit=100",
-                               "data.binarize=false", "vae.likelihood=gaussian", "vae.obs_sigma=0.2"])
+    cfg = config_lib.override(
+        config_lib.preset("vae-mnist"),
+        [
+            "vae.latent_dim=8",
+            "vae.encoder_widths=16,32",
+            "data.limit=100",
+            "data.binarize=false",
+            "vae.likelihood=gaussian",
+            "vae.obs_sigma=0.2",
+        ],
+    )
     assert cfg.vae.latent_dim == 8 and cfg.vae.encoder_widths == (16, 32)
     assert cfg.data.limit == 100 and cfg.data.binarize is False and cfg.vae.obs_sigma == 0.2
 
 
-@pytest.mark.parametrize("item, message", [
-    ("epochs=3", "section.key=value"),
-    ("nope.epochs=3", "unknown section"),
-    ("train.nope=3", "unknown key"),
-    ("train.epochs=three", "expected a value"),
-    ("train.epochs=0", "epochs must be a positive integer"),
-    ("train.batch_size=-4", "batch size must be a positive integer"),
-    ("vae.latent_dim=0", "latent size must be a positive integer"),
-    ("train.precision=float8", "precision must be one of"),
-])
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("epochs=3", "section.key=value"),
+        ("nope.epochs=3", "unknown section"),
+        ("train.nope=3", "unknown key"),
+        ("train.epochs=three", "expected a value"),
+        ("train.epochs=0", "epochs must be a positive integer"),
+        ("train.batch_size=-4", "batch size must be a positive integer"),
+        ("vae.latent_dim=0", "latent size must be a positive integer"),
+        ("train.precision=float8", "precision must be one of"),
+    ],
+)
 def test_bad_overrides_are_one_line_errors(item, message):
     with pytest.raises(UserError, match=message):
         config_lib.override(config_lib.preset("vae-mnist"), [item])

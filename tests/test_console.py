@@ -1,5 +1,6 @@
 """The console a user sees: no TensorFlow start-up chatter, no failed-download noise, real
 warnings and errors intact. The command-line checks run in subprocesses, as a user would."""
+
 from __future__ import annotations
 
 import os
@@ -30,21 +31,36 @@ CHATTER = [
     "CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
 ]
 # Substrings none of which may reach a user's terminal from a normal run.
-NOISE = ("absl::InitializeLog", "cudart_stub", "cuInit", "oneDNN custom operations",
-         "cpu_feature_guard", "Sharding callback duration", "Variant folder",
-         "Downloading data from", "URL fetch failure", "remapper failed")
+NOISE = (
+    "absl::InitializeLog",
+    "cudart_stub",
+    "cuInit",
+    "oneDNN custom operations",
+    "cpu_feature_guard",
+    "Sharding callback duration",
+    "Variant folder",
+    "Downloading data from",
+    "URL fetch failure",
+    "remapper failed",
+)
 
 
 def test_known_chatter_is_dropped_and_every_other_line_kept():
-    real = ["Traceback (most recent call last):", "ImportError: libcudnn.so.9: cannot open shared object file",
-            "E0000 00:00:1795570694.199941    3506 some_kernel.cc:12] a real kernel error"]
+    real = [
+        "Traceback (most recent call last):",
+        "ImportError: libcudnn.so.9: cannot open shared object file",
+        "E0000 00:00:1795570694.199941    3506 some_kernel.cc:12] a real kernel error",
+    ]
     text = "\n".join(CHATTER[:3] + real[:1] + CHATTER[3:] + real[1:]) + "\n"
     assert console.without_chatter(text) == "\n".join(real) + "\n"
 
 
 def _env(**extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TF_CPP_MIN_LOG_LEVEL", "GAN_VAE_TF_DATA_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TF_CPP_MIN_LOG_LEVEL", "GAN_VAE_TF_DATA_DIR")
+    }
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return {**env, **extra}
 
@@ -58,10 +74,16 @@ def test_a_failing_tensorflow_import_still_shows_its_real_error(tmp_path):
         "import os\n"
         f"os.write(2, b'{chatter}\\n')\n"
         "os.write(2, b'loader: libtensorflow_framework.so.2: cannot open shared object file\\n')\n"
-        "raise ImportError('libtensorflow_framework.so.2 is missing')\n")
+        "raise ImportError('libtensorflow_framework.so.2 is missing')\n"
+    )
     env = _env(PYTHONPATH=os.pathsep.join([str(tmp_path / "fake"), str(ROOT)]))
-    out = subprocess.run([sys.executable, "-c", "from gan_vae_tf import console; console.setup()"],
-                         env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", "from gan_vae_tf import console; console.setup()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode != 0
     assert "loader: libtensorflow_framework.so.2: cannot open shared object file" in out.stderr
     assert "ImportError: libtensorflow_framework.so.2 is missing" in out.stderr
@@ -73,9 +95,15 @@ def offline_env(tmp_path) -> dict:
     """No data folder, an empty Keras cache, a TFDS folder with an unprepared MNIST, and every
     download refused: the path of a fresh offline clone, online or not."""
     (tmp_path / "tfds" / "mnist" / "3.0.1").mkdir(parents=True)
-    return _env(KERAS_HOME=str(tmp_path / "keras"), TFDS_DATA_DIR=str(tmp_path / "tfds"),
-                GAN_VAE_TF_CACHE=str(tmp_path / "cache"), https_proxy="http://127.0.0.1:9",
-                HTTPS_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="")
+    return _env(
+        KERAS_HOME=str(tmp_path / "keras"),
+        TFDS_DATA_DIR=str(tmp_path / "tfds"),
+        GAN_VAE_TF_CACHE=str(tmp_path / "cache"),
+        https_proxy="http://127.0.0.1:9",
+        HTTPS_PROXY="http://127.0.0.1:9",
+        no_proxy="",
+        NO_PROXY="",
+    )
 
 
 def _run(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
@@ -84,13 +112,28 @@ def _run(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_offline_train_and_evaluate_print_no_chatter_but_say_where_the_data_came_from(
-        tmp_path, offline_env):
+    tmp_path, offline_env
+):
     run = tmp_path / "run"
-    args = train_args("gan-mnist", None, run, "--limit", "256", epochs=1, batch_size=64, verbose=None)
+    args = train_args(
+        "gan-mnist", None, run, "--limit", "256", epochs=1, batch_size=64, verbose=None
+    )
     trained = _run([sys.executable, "-m", "gan_vae_tf.train", *args], offline_env, tmp_path)
     assert trained.returncode == 0, trained.stderr
-    evaluated = _run([sys.executable, "-m", "gan_vae_tf.evaluate", str(run), "--num", "100",
-                      "--quality-num", "50"], offline_env, tmp_path)
+    evaluated = _run(
+        [
+            sys.executable,
+            "-m",
+            "gan_vae_tf.evaluate",
+            str(run),
+            "--num",
+            "100",
+            "--quality-num",
+            "50",
+        ],
+        offline_env,
+        tmp_path,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     for out in (trained, evaluated):
         for noise in NOISE:

@@ -24,7 +24,10 @@ def test_scale_maps_uint8_endpoints_exactly():
     edges = np.array([0, 255], np.uint8)
     assert data.scale(edges, "gan").numpy().tolist() == [-1.0, 1.0]
     assert data.scale(edges, "vae").numpy().tolist() == [0.0, 1.0]
-    assert data.scale(np.array([127, 128], np.uint8), "vae", binarize=True).numpy().tolist() == [0.0, 1.0]
+    assert data.scale(np.array([127, 128], np.uint8), "vae", binarize=True).numpy().tolist() == [
+        0.0,
+        1.0,
+    ]
 
 
 def test_training_pipeline_drops_the_ragged_batch_and_test_keeps_every_image():
@@ -64,9 +67,13 @@ def test_environment_variable_points_at_the_data(mnist_dir, monkeypatch):
 
 def test_keras_npz_is_read(tmp_path):
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "mnist.npz", x_train=rng.integers(0, 255, (20, 28, 28), dtype=np.uint8),
-             y_train=np.zeros(20, np.uint8), x_test=np.zeros((5, 28, 28), np.uint8),
-             y_test=np.zeros(5, np.uint8))
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=rng.integers(0, 255, (20, 28, 28), dtype=np.uint8),
+        y_train=np.zeros(20, np.uint8),
+        x_test=np.zeros((5, 28, 28), np.uint8),
+        y_test=np.zeros(5, np.uint8),
+    )
     ds = data.load(DataConfig(data_dir=str(tmp_path)))
     assert ds.source.startswith("npz:") and len(ds.train) == 20
 
@@ -109,6 +116,7 @@ def test_anime_without_a_folder_says_where_to_put_it(monkeypatch):
 
 def test_anime_folder_splits_into_train_and_held_out_test(tmp_path, monkeypatch):
     from PIL import Image
+
     monkeypatch.setenv("GAN_VAE_TF_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "faces"
     folder.mkdir()
@@ -118,8 +126,10 @@ def test_anime_folder_splits_into_train_and_held_out_test(tmp_path, monkeypatch)
     assert ds.train.shape == (18, 16, 16, 3) and ds.test.shape == (2, 16, 16, 3)
 
 
-@pytest.mark.skipif(shared_data() is None or not (shared_data() / "mnist").is_dir(),
-                    reason="real MNIST IDX files not present")
+@pytest.mark.skipif(
+    shared_data() is None or not (shared_data() / "mnist").is_dir(),
+    reason="real MNIST IDX files not present",
+)
 def test_real_mnist_idx_files_load_with_the_published_sizes():
     ds = data.load(DataConfig(data_dir=str(shared_data())))
     assert ds.train.shape == (60000, 28, 28, 1) and ds.test.shape == (10000, 28, 28, 1)
@@ -136,5 +146,5 @@ def test_epochs_of_a_fixed_step_count_walk_through_consecutive_passes():
     expected = [whole.indices(p, b) for p in range(4) for b in range(3)]
     assert all(np.array_equal(a, b) for a, b in zip(stream, expected, strict=True))
     for p in range(4):  # no image twice within a pass
-        seen = np.concatenate(stream[3 * p:3 * p + 3])
+        seen = np.concatenate(stream[3 * p : 3 * p + 3])
         assert len(set(seen.tolist())) == 9

@@ -9,8 +9,10 @@ from helpers import tiny_config
 
 PRESETS = list(config_lib.PRESETS)
 NAMES = {"gan": {"generator", "discriminator"}, "vae": {"encoder", "decoder"}}
-BUILDERS = {"gan": (networks.generator, networks.discriminator),
-            "vae": (networks.encoder, networks.decoder)}
+BUILDERS = {
+    "gan": (networks.generator, networks.discriminator),
+    "vae": (networks.encoder, networks.decoder),
+}
 
 
 def assert_readable_png(path, max_width=2000):
@@ -47,8 +49,10 @@ def test_models_still_predict_and_save_after_drawing(tmp_path, name):
         x = sample_input(model)
         before = model.predict(x, verbose=0)
         diagrams.layered_diagram(model, tmp_path / f"{model.name}.png")
-        assert not any(hasattr(layer, "output_shape") or hasattr(layer, "input_shape")
-                       for layer in model.layers)
+        assert not any(
+            hasattr(layer, "output_shape") or hasattr(layer, "input_shape")
+            for layer in model.layers
+        )
         np.testing.assert_allclose(model.predict(x, verbose=0), before, rtol=1e-5, atol=1e-6)
         model.save(tmp_path / f"{model.name}.keras")
         loaded = keras.saving.load_model(tmp_path / f"{model.name}.keras")

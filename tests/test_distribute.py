@@ -1,5 +1,6 @@
 """tf.distribute on this CPU: two logical devices, MirroredStrategy against one device; two
 worker processes on localhost, MultiWorkerMirroredStrategy against one process."""
+
 import csv
 import json
 import os
@@ -20,11 +21,32 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(run, preset, data_dir, strategy, lr):
-    args = [sys.executable, "-m", "gan_vae_tf.train",
-            *train_args(preset, data_dir, run, "--seed", "5", "--cpu-devices", "2",
-                        "--strategy", strategy, "--set", f"train.learning_rate={lr}")]
-    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    args = [
+        sys.executable,
+        "-m",
+        "gan_vae_tf.train",
+        *train_args(
+            preset,
+            data_dir,
+            run,
+            "--seed",
+            "5",
+            "--cpu-devices",
+            "2",
+            "--strategy",
+            strategy,
+            "--set",
+            f"train.learning_rate={lr}",
+        ),
+    ]
+    out = subprocess.run(
+        args,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     with (run / "history.csv").open() as f:
         return list(csv.DictReader(f)), out.stderr
@@ -47,9 +69,13 @@ def blob_dir(tmp_path):
 # SeedGenerator, so the mirrored ELBO gradient has half as many independent draws, and after
 # epoch 1 its test ELBO trails by 2.7-3.6% (float32 and bfloat16 alike, several data orders).
 @pytest.mark.slow
-@pytest.mark.parametrize("preset, keys, lr, rel", [
-    ("vae-mnist", ("loss", "val_elbo"), 3e-3, 0.05),
-    ("gan-mnist", ("d_loss", "g_loss", "d_real"), 1e-4, 0.03)])
+@pytest.mark.parametrize(
+    "preset, keys, lr, rel",
+    [
+        ("vae-mnist", ("loss", "val_elbo"), 3e-3, 0.05),
+        ("gan-mnist", ("d_loss", "g_loss", "d_real"), 1e-4, 0.03),
+    ],
+)
 def test_mirrored_on_two_cpu_devices_matches_one_device(tmp_path, blob_dir, preset, keys, lr, rel):
     single, _ = _run(tmp_path / "single", preset, blob_dir, "default", lr)
     mirrored, log = _run(tmp_path / "mirrored", preset, blob_dir, "mirrored", lr)
@@ -75,8 +101,19 @@ def _free_ports(n: int) -> list[int]:
 
 
 def _worker_args(run, data_dir, epochs, *extra):
-    return train_args("vae-mnist", data_dir, run, "--seed", "5", "--strategy", "multiworker",
-                      "--set", "train.learning_rate=3e-3", *extra, epochs=epochs)
+    return train_args(
+        "vae-mnist",
+        data_dir,
+        run,
+        "--seed",
+        "5",
+        "--strategy",
+        "multiworker",
+        "--set",
+        "train.learning_rate=3e-3",
+        *extra,
+        epochs=epochs,
+    )
 
 
 def _workers(args):
@@ -87,9 +124,16 @@ def _workers(args):
     for index in range(2):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(tf_config)}
-        procs.append(subprocess.Popen([sys.executable, "-m", "gan_vae_tf.train", *args],
-                                      cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "gan_vae_tf.train", *args],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     return procs
 
 
@@ -105,24 +149,30 @@ def small_blob_dir(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_workers_on_localhost_match_one_process_and_only_the_chief_writes(tmp_path,
-                                                                           small_blob_dir):
+def test_two_workers_on_localhost_match_one_process_and_only_the_chief_writes(
+    tmp_path, small_blob_dir
+):
     run = tmp_path / "run"
     procs = _workers(_worker_args(run, small_blob_dir, 2))
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
     assert "over 2 replicas" in outs[0][1]
-    (scratch,) = [line.rsplit(" ", 1)[1] for line in outs[1][1].splitlines()
-                  if "this task writes only to" in line]
+    (scratch,) = [
+        line.rsplit(" ", 1)[1]
+        for line in outs[1][1].splitlines()
+        if "this task writes only to" in line
+    ]
     assert not Path(scratch).exists()  # the worker's own files, removed at its end
 
     # One writer: each epoch's row, grid and checkpoint exactly once (two writers would append
     # four rows), and nothing of the worker's in the run directory.
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png",
-                                                                   "epoch_0002.png"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "epoch_0001.png",
+        "epoch_0002.png",
+    ]
     assert not list(run.glob("checkpoint.*")) and (run / "model.keras").is_file()
 
     # The same global batch of 16 in one process: within 3% (measured: 0.6% on the training
@@ -151,7 +201,8 @@ def _wait_for_progress(procs, run, beyond=None, timeout=300):
 
 @pytest.mark.slow
 def test_sigterm_to_one_worker_stops_all_and_a_killed_worker_stops_the_chief_in_bounded_time(
-        tmp_path, small_blob_dir):
+    tmp_path, small_blob_dir
+):
     from gan_vae_tf import checkpoint
 
     run = tmp_path / "run"
@@ -182,10 +233,24 @@ def test_sigterm_to_one_worker_stops_all_and_a_killed_worker_stops_the_chief_in_
     assert last.endswith(f"--resume {run}, started on every worker")
 
     # Resumable: here by one worker (no TF_CONFIG), up to the epoch after the checkpoint's.
-    out = subprocess.run([sys.executable, "-m", "gan_vae_tf.train", "--resume", str(run),
-                          "--epochs", str(saved.epoch + 1), "--verbose", "0"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gan_vae_tf.train",
+            "--resume",
+            str(run),
+            "--epochs",
+            str(saved.epoch + 1),
+            "--verbose",
+            "0",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(1, saved.epoch + 2))

@@ -1,4 +1,5 @@
 """A start that fails leaves nothing behind that it created, and never removes what was there."""
+
 from __future__ import annotations
 
 from gan_vae_tf import train
@@ -15,8 +16,19 @@ def test_a_failed_start_removes_only_the_folders_it_made(tmp_path, capsys):
     runs = tmp_path / "runs"
     runs.mkdir()
     (runs / "older-run").mkdir()
-    assert train.main(["--preset", "gan-mnist", "--data-dir", "/nonexistent",
-                       "--out", str(runs / "new" / "deeper")]) == 2
+    assert (
+        train.main(
+            [
+                "--preset",
+                "gan-mnist",
+                "--data-dir",
+                "/nonexistent",
+                "--out",
+                str(runs / "new" / "deeper"),
+            ]
+        )
+        == 2
+    )
     assert [p.name for p in runs.iterdir()] == ["older-run"]
 
 
@@ -25,8 +37,21 @@ def test_a_failed_start_keeps_a_folder_that_was_there(tmp_path, mnist_dir, capsy
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     # A batch larger than the 96 training images fails after the folder was prepared.
-    assert train.main(["--preset", "gan-mnist", "--data-dir", str(mnist_dir), "--batch-size", "512",
-                       "--out", str(mine)]) == 2
+    assert (
+        train.main(
+            [
+                "--preset",
+                "gan-mnist",
+                "--data-dir",
+                str(mnist_dir),
+                "--batch-size",
+                "512",
+                "--out",
+                str(mine),
+            ]
+        )
+        == 2
+    )
     assert "larger than" in capsys.readouterr().err
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     assert (mine / "notes.txt").read_text() == "keep me"

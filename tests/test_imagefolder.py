@@ -1,4 +1,5 @@
 """Behaviour of decoding a user's image folder into the on-disk uint8 cache."""
+
 from __future__ import annotations
 
 import io
@@ -116,7 +117,9 @@ def test_list_image_files_is_recursive_sorted_and_ignores_other_files(folder: Pa
     assert ".webp" in IMAGE_EXTENSIONS and ".txt" not in IMAGE_EXTENSIONS
 
 
-def test_decodes_every_format_to_uint8_squares_of_the_requested_size(folder: Path, cache: Path) -> None:
+def test_decodes_every_format_to_uint8_squares_of_the_requested_size(
+    folder: Path, cache: Path
+) -> None:
     result = _load(folder, cache)
     assert result.images.shape == (len(GOOD), 16, 16, 3)
     assert result.images.dtype == np.uint8
@@ -132,7 +135,9 @@ def test_images_are_a_read_only_memmap(folder: Path, cache: Path) -> None:
         images[0, 0, 0, 0] = 1
 
 
-def test_corrupt_and_truncated_files_are_skipped_with_one_warning(folder: Path, cache: Path) -> None:
+def test_corrupt_and_truncated_files_are_skipped_with_one_warning(
+    folder: Path, cache: Path
+) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = load_image_folder(folder, 16, cache_dir=cache)
@@ -178,7 +183,9 @@ def test_one_channel_gives_grayscale_for_every_format(folder: Path, cache: Path)
     assert np.all(np.abs(red - 76) <= 2)
 
 
-def test_limit_decodes_only_the_first_files(folder: Path, cache: Path, decode_calls: list[int]) -> None:
+def test_limit_decodes_only_the_first_files(
+    folder: Path, cache: Path, decode_calls: list[int]
+) -> None:
     result = _load(folder, cache, limit=3)
     assert result.images.shape == (3, 16, 16, 3)
     assert list(result.paths) == list_image_files(folder)[:3]
@@ -186,7 +193,9 @@ def test_limit_decodes_only_the_first_files(folder: Path, cache: Path, decode_ca
     assert np.array_equal(result.images, _load(folder, cache).images[:3])
 
 
-def test_second_call_uses_the_cache_without_decoding(folder: Path, cache: Path, decode_calls: list[int]) -> None:
+def test_second_call_uses_the_cache_without_decoding(
+    folder: Path, cache: Path, decode_calls: list[int]
+) -> None:
     first = _load(folder, cache)
     assert decode_calls
     decode_calls.clear()
@@ -222,7 +231,9 @@ def test_adding_a_file_invalidates_the_cache(folder: Path, cache: Path) -> None:
 def test_rewriting_a_file_invalidates_the_cache(folder: Path, cache: Path) -> None:
     _load(folder, cache)
     Image.new("RGB", (20, 20), GREEN).save(folder / "b_tall.png")
-    assert np.array_equal(_row(_load(folder, cache), "b_tall.png"), np.broadcast_to(np.uint8(GREEN), (16, 16, 3)))
+    assert np.array_equal(
+        _row(_load(folder, cache), "b_tall.png"), np.broadcast_to(np.uint8(GREEN), (16, 16, 3))
+    )
 
 
 def test_a_cache_without_its_json_or_with_a_damaged_array_is_not_trusted(
@@ -280,7 +291,9 @@ def test_folder_without_images_raises_user_error_naming_it(tmp_path: Path, cache
     assert str(empty) in str(info.value)
 
 
-def test_folder_of_only_corrupt_images_raises_user_error_naming_it(tmp_path: Path, cache: Path) -> None:
+def test_folder_of_only_corrupt_images_raises_user_error_naming_it(
+    tmp_path: Path, cache: Path
+) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()
     for i in range(3):

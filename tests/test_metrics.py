@@ -1,4 +1,5 @@
 """Sample-quality metrics on inputs whose answer is known in closed form or by construction."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,7 @@ def test_fid_of_unit_gaussians_is_the_squared_mean_shift(rng):
     shift = np.linspace(-1.0, 1.0, 8)
     a = rng.standard_normal((20000, 8))
     b = rng.standard_normal((20000, 8)) + shift
-    assert metrics.frechet_distance(a, b) == pytest.approx(np.sum(shift ** 2), abs=0.1)
+    assert metrics.frechet_distance(a, b) == pytest.approx(np.sum(shift**2), abs=0.1)
 
 
 def test_fid_is_symmetric(rng):
@@ -43,9 +44,15 @@ def test_fid_from_full_covariances_matches_scipy_sqrtm(rng):
     a, b = rng.standard_normal((6, 6)), rng.standard_normal((6, 6))
     cov1, cov2 = a @ a.T, b @ b.T + np.eye(6)
     mu1, mu2 = rng.standard_normal(6), rng.standard_normal(6)
-    expected = (np.sum((mu1 - mu2) ** 2) + np.trace(cov1) + np.trace(cov2)
-                - 2.0 * np.trace(linalg.sqrtm(cov1 @ cov2).real))
-    assert metrics.frechet_distance_from_stats(mu1, cov1, mu2, cov2) == pytest.approx(expected, rel=1e-8)
+    expected = (
+        np.sum((mu1 - mu2) ** 2)
+        + np.trace(cov1)
+        + np.trace(cov2)
+        - 2.0 * np.trace(linalg.sqrtm(cov1 @ cov2).real)
+    )
+    assert metrics.frechet_distance_from_stats(mu1, cov1, mu2, cov2) == pytest.approx(
+        expected, rel=1e-8
+    )
 
 
 def test_fid_stays_finite_when_covariances_are_rank_deficient(rng):
@@ -56,7 +63,9 @@ def test_fid_stays_finite_when_covariances_are_rank_deficient(rng):
 def test_kid_is_near_zero_for_one_distribution_and_positive_for_a_shift(rng):
     a, b = rng.standard_normal((400, 8)), rng.standard_normal((400, 8))
     same_mean, same_std, _, _ = metrics.kernel_inception_distance(a, b, subsets=20, subset_size=200)
-    shifted_mean, shifted_std, _, _ = metrics.kernel_inception_distance(a, b + 1.0, subsets=20, subset_size=200)
+    shifted_mean, shifted_std, _, _ = metrics.kernel_inception_distance(
+        a, b + 1.0, subsets=20, subset_size=200
+    )
     assert shifted_mean > 0.1 and abs(same_mean) < 0.02 * shifted_mean
     assert same_std >= 0.0 and shifted_std >= 0.0
 
@@ -88,8 +97,9 @@ def test_kid_caps_subset_size_at_the_smaller_set(rng, monkeypatch):
     a, b = rng.standard_normal((30, 4)), rng.standard_normal((50, 4)) + 2.0
     asked_for_30 = metrics.kernel_inception_distance(a, b, subsets=3, subset_size=30)
     kernel, pairs = metrics._cubic_kernel_sum, []
-    monkeypatch.setattr(metrics, "_cubic_kernel_sum",
-                        lambda x, y: pairs.append((len(x), len(y))) or kernel(x, y))
+    monkeypatch.setattr(
+        metrics, "_cubic_kernel_sum", lambda x, y: pairs.append((len(x), len(y))) or kernel(x, y)
+    )
     kid = metrics.kernel_inception_distance(a, b, subsets=3, subset_size=1000)
     assert kid.mean > 0 and np.isfinite(kid.std) and kid.subset_size == 30
     assert kid == asked_for_30  # the same subsets as asking for 30 directly
@@ -123,8 +133,10 @@ def test_precision_recall_in_row_chunks_matches_a_brute_force_count(rng, monkeyp
     real_radii = np.sort(dist(real, real), axis=1)[:, 3]
     fake_radii = np.sort(dist(fake, fake), axis=1)[:, 3]
     cross = dist(fake, real)
-    expected = ((cross <= real_radii[None]).any(axis=1).mean(),
-                (cross <= fake_radii[:, None]).any(axis=0).mean())
+    expected = (
+        (cross <= real_radii[None]).any(axis=1).mean(),
+        (cross <= fake_radii[:, None]).any(axis=0).mean(),
+    )
     monkeypatch.setattr(metrics, "_chunk_rows", lambda n_cols: 7)
     assert metrics.precision_recall(real, fake, k=3) == pytest.approx(expected)
 
@@ -132,12 +144,16 @@ def test_precision_recall_in_row_chunks_matches_a_brute_force_count(rng, monkeyp
 def test_precision_recall_subsamples_to_max_samples(rng, monkeypatch):
     real, fake = rng.standard_normal((300, 3)), rng.standard_normal((200, 3)) * 1.5
     pick = np.random.default_rng(7)  # the draws precision_recall(seed=7) makes, in its order
-    reference = metrics.precision_recall(real[pick.choice(300, 50, replace=False)],
-                                         fake[pick.choice(200, 50, replace=False)])
+    reference = metrics.precision_recall(
+        real[pick.choice(300, 50, replace=False)], fake[pick.choice(200, 50, replace=False)]
+    )
     whole = metrics.precision_recall(real, fake)
     radii, sizes = metrics._knn_radii_sq, []
-    monkeypatch.setattr(metrics, "_knn_radii_sq",
-                        lambda left, right, k: sizes.append((len(left), len(right))) or radii(left, right, k))
+    monkeypatch.setattr(
+        metrics,
+        "_knn_radii_sq",
+        lambda left, right, k: sizes.append((len(left), len(right))) or radii(left, right, k),
+    )
     precision, recall = metrics.precision_recall(real, fake, max_samples=50, seed=7)
     assert 0.5 < precision <= 1.0 and 0.5 < recall <= 1.0
     assert (precision, recall) == reference and sizes == [(50, 50), (50, 50)]
@@ -188,7 +204,9 @@ def test_laplacian_pyramid_of_a_constant_image_has_zero_residuals():
 def _box_blur(images: np.ndarray) -> np.ndarray:
     """3x3 mean filter with wrap-around, independent of the metric's own pyramid filter."""
     images = images.astype(np.float32)
-    return sum(np.roll(images, (dy, dx), axis=(1, 2)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9.0
+    return (
+        sum(np.roll(images, (dy, dx), axis=(1, 2)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9.0
+    )
 
 
 def test_swd_of_a_set_with_itself_is_small_next_to_blurred_or_noisy_copies(rng):
@@ -197,7 +215,8 @@ def test_swd_of_a_set_with_itself_is_small_next_to_blurred_or_noisy_copies(rng):
     itself = metrics.sliced_wasserstein_distance(images, images, **kwargs)
     blurred = metrics.sliced_wasserstein_distance(images, _box_blur(_box_blur(images)), **kwargs)
     noisy = metrics.sliced_wasserstein_distance(
-        images, images + images.std() * rng.standard_normal(images.shape), **kwargs)
+        images, images + images.std() * rng.standard_normal(images.shape), **kwargs
+    )
     assert len(itself) == len(blurred) == len(noisy) == 3
     assert all(v >= 0 for v in itself + blurred + noisy)
     assert 2.0 * itself[0] < blurred[0] and 2.0 * itself[0] < noisy[0]
@@ -216,7 +235,9 @@ def test_swd_ignores_global_contrast_and_brightness_because_each_set_is_normaliz
 def test_swd_accepts_grayscale_and_sets_of_different_sizes(rng):
     a = rng.random((6, 28, 28))
     b = rng.random((9, 28, 28))
-    values = metrics.sliced_wasserstein_distance(a, b, patches_per_image=8, repeats=1, directions=16)
+    values = metrics.sliced_wasserstein_distance(
+        a, b, patches_per_image=8, repeats=1, directions=16
+    )
     assert len(values) == 1 and values[0] >= 0
 
 
@@ -224,4 +245,6 @@ def test_swd_rejects_patches_that_do_not_fit(rng):
     with pytest.raises(ValueError, match="patch_size"):
         metrics.sliced_wasserstein_distance(rng.random((2, 6, 6)), rng.random((2, 6, 6)))
     with pytest.raises(ValueError, match="patch_size"):
-        metrics.sliced_wasserstein_distance(rng.random((2, 32, 32)), rng.random((2, 32, 32)), patch_size=6)
+        metrics.sliced_wasserstein_distance(
+            rng.random((2, 32, 32)), rng.random((2, 32, 32)), patch_size=6
+        )

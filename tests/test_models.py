@@ -19,12 +19,15 @@ def _batches(cfg, n=32):
 def test_one_train_step_changes_every_network_and_keeps_losses_finite(preset):
     cfg = tiny_config(preset)
     model = models.build(cfg)
-    before = {name: [w.numpy().copy() for w in part.weights]
-              for name, part in model.networks().items()}
+    before = {
+        name: [w.numpy().copy() for w in part.weights] for name, part in model.networks().items()
+    }
     logs = model.train_step(next(iter(_batches(cfg))))
     assert all(np.isfinite(float(v)) for v in logs.values())
     for name, part in model.networks().items():
-        changed = [not np.allclose(a, b.numpy()) for a, b in zip(before[name], part.weights, strict=True)]
+        changed = [
+            not np.allclose(a, b.numpy()) for a, b in zip(before[name], part.weights, strict=True)
+        ]
         assert any(changed), f"{name} did not change"
 
 
@@ -68,7 +71,9 @@ def test_keras_file_round_trip_keeps_weights_and_outputs(tmp_path, preset):
     assert type(loaded) is type(model)
     for name, part in model.networks().items():
         other = loaded.networks()[name]
-        probe = np.random.default_rng(0).standard_normal((2, *part.input_shape[1:])).astype("float32")
+        probe = (
+            np.random.default_rng(0).standard_normal((2, *part.input_shape[1:])).astype("float32")
+        )
         np.testing.assert_allclose(part(probe).numpy(), other(probe).numpy(), rtol=1e-5, atol=1e-5)
     loaded.train_step(next(iter(_batches(cfg))))  # the restored compile config trains
 
@@ -115,7 +120,10 @@ def test_mixed_float16_counts_skipped_loss_scale_steps_instead_of_failing():
     model.d_optimizer.dynamic_scale.assign(3e38)  # the scaled loss overflows to inf
     logs = model.train_step(batch)
     assert float(logs["skipped_steps"]) == 1.0 and np.isfinite(float(logs["d_loss"]))
-    assert all(np.array_equal(a, b.numpy()) for a, b in zip(before, model.discriminator.trainable_weights, strict=True))
+    assert all(
+        np.array_equal(a, b.numpy())
+        for a, b in zip(before, model.discriminator.trainable_weights, strict=True)
+    )
     assert float(model.d_optimizer.dynamic_scale.numpy()) < 3e38  # the scaler backed off
 
 
@@ -137,8 +145,9 @@ def test_vae_reconstruction_decodes_the_posterior_mean():
     model = models.build(cfg)
     x = data.scale(data.synthetic(20).train[:4], "vae", binarize=True)
     mean, _ = model.encode(x)
-    np.testing.assert_allclose(model.reconstruct(x).numpy(),
-                               tf.sigmoid(model.decode(mean)).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        model.reconstruct(x).numpy(), tf.sigmoid(model.decode(mean)).numpy(), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
@@ -160,16 +169,21 @@ def test_train_and_test_steps_are_traced_once_across_epochs(preset):
 
     model.train_step, model.test_step = counted_train, counted_test
     images = data.synthetic(70).train
-    model.fit(data.pipeline(images, cfg, training=True), epochs=3, verbose=0,
-              validation_data=data.pipeline(images[:20], cfg, training=False))
+    model.fit(
+        data.pipeline(images, cfg, training=True),
+        epochs=3,
+        verbose=0,
+        validation_data=data.pipeline(images[:20], cfg, training=False),
+    )
     assert calls == {"train": 1, "test": 1}
 
 
 def test_compile_takes_one_optimizer_per_network_and_keras_files_keep_them(tmp_path):
     cfg = tiny_config("gan-mnist")
     model = models.DCGAN.from_run_config(cfg)
-    model.compile(g_optimizer=keras.optimizers.Adam(3e-4, beta_1=0.5),
-                  d_optimizer=keras.optimizers.SGD(1e-2))
+    model.compile(
+        g_optimizer=keras.optimizers.Adam(3e-4, beta_1=0.5), d_optimizer=keras.optimizers.SGD(1e-2)
+    )
     model.train_step(next(iter(_batches(cfg))))
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
@@ -208,10 +222,14 @@ def test_generator_ema_is_the_decay_weighted_average_updated_inside_the_compiled
     for t in range(1, 6):
         step(batch)
         decay = min(0.9, (1 + t) / (10 + t))  # the ramp-up over updates t = 1, 2, ..., then 0.9
-        expected = [decay * e + (1 - decay) * w.numpy()
-                    for e, w in zip(expected, model.generator.weights, strict=True)]
+        expected = [
+            decay * e + (1 - decay) * w.numpy()
+            for e, w in zip(expected, model.generator.weights, strict=True)
+        ]
     averaged = [w.numpy() for w in model.generator_ema.weights]
-    assert len(averaged) == len(initial) > len(model.generator.trainable_weights)  # BN statistics too
+    assert (
+        len(averaged) == len(initial) > len(model.generator.trainable_weights)
+    )  # BN statistics too
     for avg, exp in zip(averaged, expected, strict=True):
         np.testing.assert_allclose(avg, exp, rtol=1e-5, atol=1e-6)
     trained = [i for i, w in enumerate(model.generator.trainable_weights)]

@@ -16,8 +16,9 @@ def test_generator_makes_images_in_tanh_range_and_discriminator_one_logit(preset
     assert disc(images).shape == (2, 1)
 
 
-@pytest.mark.parametrize("preset, shape, latent", [("vae-mnist", (28, 28, 1), 2),
-                                                   ("vae-anime", (64, 64, 3), 128)])
+@pytest.mark.parametrize(
+    "preset, shape, latent", [("vae-mnist", (28, 28, 1), 2), ("vae-anime", (64, 64, 3), 128)]
+)
 def test_encoder_gives_mean_and_logvar_and_decoder_gives_image_logits(preset, shape, latent):
     cfg = config_lib.preset(preset)
     enc, dec = networks.encoder(cfg), networks.decoder(cfg)
@@ -30,7 +31,10 @@ def test_mnist_networks_follow_the_tutorial_layouts():
     gen = networks.generator(cfg)
     transposed = [layer for layer in gen.layers if layer.__class__.__name__ == "Conv2DTranspose"]
     assert [(layer.filters, layer.strides, layer.kernel_size) for layer in transposed] == [
-        (128, (1, 1), (5, 5)), (64, (2, 2), (5, 5)), (1, (2, 2), (5, 5))]
+        (128, (1, 1), (5, 5)),
+        (64, (2, 2), (5, 5)),
+        (1, (2, 2), (5, 5)),
+    ]
     assert gen.layers[0].units == 7 * 7 * 256
     vae = config_lib.preset("vae-mnist")
     enc = networks.encoder(vae)
@@ -42,18 +46,30 @@ def test_mnist_networks_follow_the_tutorial_layouts():
 def test_dcgan64_maps_match_the_report():
     cfg = config_lib.preset("gan-anime-report")
     gen, disc = networks.generator(cfg), networks.discriminator(cfg)
-    shapes = [layer.output.shape[1:] for layer in gen.layers if layer.__class__.__name__ == "Conv2DTranspose"]
+    shapes = [
+        layer.output.shape[1:]
+        for layer in gen.layers
+        if layer.__class__.__name__ == "Conv2DTranspose"
+    ]
     assert [tuple(s) for s in shapes] == [(8, 8, 256), (16, 16, 128), (32, 32, 64), (64, 64, 3)]
     assert gen.layers[3].output.shape[1:] == (4, 4, 512)
     convs = [layer for layer in disc.layers if layer.__class__.__name__ == "Conv2D"]
-    assert [tuple(layer.output.shape[1:]) for layer in convs] == [(32, 32, 64), (16, 16, 128), (8, 8, 256), (4, 4, 512)]
+    assert [tuple(layer.output.shape[1:]) for layer in convs] == [
+        (32, 32, 64),
+        (16, 16, 128),
+        (8, 8, 256),
+        (4, 4, 512),
+    ]
 
 
 @pytest.mark.parametrize("preset", list(config_lib.PRESETS))
 def test_half_precision_networks_end_in_float32(preset):
     cfg = tiny_config(preset)
-    builders = (networks.generator, networks.discriminator) if cfg.model == "gan" else (
-        networks.encoder, networks.decoder)
+    builders = (
+        (networks.generator, networks.discriminator)
+        if cfg.model == "gan"
+        else (networks.encoder, networks.decoder)
+    )
     for build in builders:
         net = build(cfg, "mixed_bfloat16")
         assert net.layers[0].compute_dtype == "bfloat16"

@@ -21,7 +21,7 @@ def tile_means(image: np.ndarray, rows: int, cols: int, side: int, pad: int) -> 
     for r in range(rows):
         for c in range(cols):
             y, x = pad + r * (side + pad), pad + c * (side + pad)
-            out[r, c] = image[y:y + side, x:x + side].mean()
+            out[r, c] = image[y : y + side, x : x + side].mean()
     return out
 
 
@@ -103,12 +103,14 @@ def test_interpolation_strip_has_a_row_per_pair_and_brightens_along_it(tmp_path)
 
 
 def test_interpolation_strip_accepts_single_codes_and_checks_steps(tmp_path):
-    path = plots.interpolation_strip(brightness_decode, np.zeros(2), np.ones(2), tmp_path / "i.png",
-                                     steps=4, pad=0)
+    path = plots.interpolation_strip(
+        brightness_decode, np.zeros(2), np.ones(2), tmp_path / "i.png", steps=4, pad=0
+    )
     assert np.asarray(Image.open(path)).shape == (SIDE, 4 * SIDE)
     with pytest.raises(ValueError):
-        plots.interpolation_strip(brightness_decode, np.zeros(2), np.ones(2), tmp_path / "i.png",
-                                  steps=1)
+        plots.interpolation_strip(
+            brightness_decode, np.zeros(2), np.ones(2), tmp_path / "i.png", steps=1
+        )
     with pytest.raises(ValueError):
         plots.interpolation_strip(brightness_decode, np.zeros(2), np.ones(3), tmp_path / "i.png")
 
@@ -118,8 +120,9 @@ def test_animated_gif_has_a_frame_per_png_and_loops(tmp_path):
     for i in range(4):
         image = np.full((12 + 2 * (i == 3), 10, 3), 40 * i, np.uint8)
         pngs.append(plots.save_png(image, tmp_path / f"epoch_{i}.png"))
-    path = plots.animated_gif(pngs, tmp_path / "out" / "train.gif", duration_ms=120,
-                              hold_last_ms=900)
+    path = plots.animated_gif(
+        pngs, tmp_path / "out" / "train.gif", duration_ms=120, hold_last_ms=900
+    )
     with Image.open(path) as gif:
         assert gif.format == "GIF" and gif.n_frames == 4 and gif.size == (10, 14)
         assert gif.info["loop"] == 0

@@ -3,12 +3,15 @@ import pytest
 from gan_vae_tf import precision
 
 
-@pytest.mark.parametrize("gpus, flags, expected", [
-    (1, set(), "mixed_float16"),
-    (0, {"avx2", "amx_bf16", "amx_tile"}, "mixed_bfloat16"),
-    (0, {"avx512f", "avx512_bf16"}, "float32"),  # no AMX: bf16 measured slower than float32
-    (0, {"avx2", "fma"}, "float32"),
-])
+@pytest.mark.parametrize(
+    "gpus, flags, expected",
+    [
+        (1, set(), "mixed_float16"),
+        (0, {"avx2", "amx_bf16", "amx_tile"}, "mixed_bfloat16"),
+        (0, {"avx512f", "avx512_bf16"}, "float32"),  # no AMX: bf16 measured slower than float32
+        (0, {"avx2", "fma"}, "float32"),
+    ],
+)
 def test_auto_picks_half_precision_only_where_the_hardware_runs_it_natively(gpus, flags, expected):
     policy, reason = precision.resolve("auto", gpus=gpus, flags=flags)
     assert policy == expected and reason

@@ -1,4 +1,5 @@
 """Progress off a terminal: a line at least every 30 s with step/total, images/s and the ETA."""
+
 from __future__ import annotations
 
 import io
@@ -15,8 +16,14 @@ class FakeClock:
         return self.now
 
 
-def drive(cb: callbacks.ProgressLines, clock: FakeClock, steps: int, step_seconds: float,
-          epoch: int = 0, first_batch: int = 0) -> None:
+def drive(
+    cb: callbacks.ProgressLines,
+    clock: FakeClock,
+    steps: int,
+    step_seconds: float,
+    epoch: int = 0,
+    first_batch: int = 0,
+) -> None:
     cb.on_epoch_begin(epoch)
     for batch in range(first_batch, steps):
         clock.now += step_seconds
@@ -32,7 +39,8 @@ def test_a_line_at_least_every_30_seconds_with_rate_and_eta():
     lines = out.getvalue().splitlines()
     assert lines[0] == "epoch 1/5 step 15/100, 32 img/s, epoch ETA 2:50; d_loss 1.25"
     assert [line.split(",")[0] for line in lines[:-1]] == [
-        f"epoch 1/5 step {s}/100" for s in (15, 30, 45, 60, 75, 90)]
+        f"epoch 1/5 step {s}/100" for s in (15, 30, 45, 60, 75, 90)
+    ]
     assert lines[-1] == "epoch 1/5 done in 3:20; d_loss 1"
 
 
@@ -52,11 +60,16 @@ def test_a_resumed_epoch_counts_from_where_it_stopped():
     """The trainer's second fit() runs only the rest of the epoch: Keras counts its batches from
     0 and its `steps` are the remainder; the line shows the position in the whole epoch."""
     clock, out = FakeClock(), io.StringIO()
-    cb = callbacks.ProgressLines(epochs=3, batch_size=10, steps_per_epoch=100, clock=clock, stream=out)
+    cb = callbacks.ProgressLines(
+        epochs=3, batch_size=10, steps_per_epoch=100, clock=clock, stream=out
+    )
     cb.set_params({"steps": 40})
     cb.first_step = 60
     drive(cb, clock, steps=40, step_seconds=1.0, epoch=1)
-    assert out.getvalue().splitlines()[0] == "epoch 2/3 step 90/100, 10 img/s, epoch ETA 0:10; d_loss 1.25"
+    assert (
+        out.getvalue().splitlines()[0]
+        == "epoch 2/3 step 90/100, 10 img/s, epoch ETA 0:10; d_loss 1.25"
+    )
     assert cb.first_step == 0  # the next epoch starts at its beginning
 
 

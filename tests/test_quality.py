@@ -1,4 +1,5 @@
 """Real reference sets: seeded random samples of held-out data, never a slice of an ordered array."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,7 @@ def label_sorted_digits(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarr
     images = rng.integers(0, 60, (len(labels), 28, 28, 1)).astype(np.uint8)
     for i, k in enumerate(labels):
         r, c = divmod(int(k), 5)
-        images[i, 4 + 12 * r:12 + 12 * r, 2 + 5 * c:7 + 5 * c] = 255
+        images[i, 4 + 12 * r : 12 + 12 * r, 2 + 5 * c : 7 + 5 * c] = 255
     return images, labels
 
 
@@ -60,12 +61,17 @@ def test_offline_digits_are_not_ordered_by_label(monkeypatch):
 
 def test_limit_takes_a_seeded_sample_not_the_first_images(tmp_path):
     images, labels = label_sorted_digits(30, seed=0)
-    np.savez(tmp_path / "mnist.npz", x_train=images[..., 0], y_train=labels,
-             x_test=images[..., 0], y_test=labels)
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=images[..., 0],
+        y_train=labels,
+        x_test=images[..., 0],
+        y_test=labels,
+    )
     cfg = data.DataConfig(data_dir=str(tmp_path), limit=50)
     first, second = data.load(cfg), data.load(cfg)
     assert len(first.train) == 50 and len(set(first.train_labels)) >= 8
     assert np.array_equal(first.train, second.train)
     # Labels still belong to their images after the draw.
-    r, c = (np.divmod(first.train_labels.astype(int), 5))
+    r, c = np.divmod(first.train_labels.astype(int), 5)
     assert all(first.train[i, 4 + 12 * r[i], 2 + 5 * c[i], 0] == 255 for i in range(50))

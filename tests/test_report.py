@@ -10,17 +10,21 @@ from helpers import tiny_config, train_args, write_mnist
 def test_classifier_is_trained_once_then_loaded_from_the_cache(tmp_path, monkeypatch):
     ds = data.synthetic(120)
     labels = (ds.train.reshape(len(ds.train), -1).mean(axis=1) > ds.train.mean()).astype(np.uint8)
-    test_labels = (ds.test.reshape(len(ds.test), -1).mean(axis=1) > ds.train.mean()).astype(np.uint8)
+    test_labels = (ds.test.reshape(len(ds.test), -1).mean(axis=1) > ds.train.mean()).astype(
+        np.uint8
+    )
     built = []
     network = classifier.network
     monkeypatch.setattr(classifier, "network", lambda *a, **k: built.append(a) or network(*a, **k))
-    first, acc1 = classifier.train_or_load("toy", ds.train, labels, ds.test, test_labels,
-                                           epochs=1, cache_dir=tmp_path)
+    first, acc1 = classifier.train_or_load(
+        "toy", ds.train, labels, ds.test, test_labels, epochs=1, cache_dir=tmp_path
+    )
     cached = list((tmp_path / "classifiers").glob("*.keras"))
     assert len(cached) == 1 and len(built) == 1
     written = cached[0].stat().st_mtime_ns
-    second, acc2 = classifier.train_or_load("toy", ds.train, labels, ds.test, test_labels,
-                                            epochs=1, cache_dir=tmp_path)
+    second, acc2 = classifier.train_or_load(
+        "toy", ds.train, labels, ds.test, test_labels, epochs=1, cache_dir=tmp_path
+    )
     # Loaded, not retrained: a seeded retrain would give the same accuracy, but it would build
     # a second network and rewrite the file.
     assert len(built) == 1 and cached[0].stat().st_mtime_ns == written
@@ -68,14 +72,20 @@ def test_evaluate_iwae_reduces_known_log_weights_to_their_bound_and_elbo():
     k = 5
     result = evaluate.iwae(KnownWeights(), tiny_config("vae-mnist"), images, k, batch_images=4)
     assert (result["k"], result["images"]) == (k, 10)
-    assert result["iwae_nats"] == pytest.approx(np.mean(10 * share) + math.log((k + 1) / 2), rel=1e-5)
+    assert result["iwae_nats"] == pytest.approx(
+        np.mean(10 * share) + math.log((k + 1) / 2), rel=1e-5
+    )
     assert result["elbo_same_images_nats"] == pytest.approx(
-        np.mean(10 * share) + math.log(math.factorial(k)) / k, rel=1e-5)
-    assert result["iwae_stderr"] == pytest.approx(np.std(10 * share, ddof=1) / math.sqrt(10), rel=1e-4)
+        np.mean(10 * share) + math.log(math.factorial(k)) / k, rel=1e-5
+    )
+    assert result["iwae_stderr"] == pytest.approx(
+        np.std(10 * share, ddof=1) / math.sqrt(10), rel=1e-4
+    )
 
 
 def evaluate_bound(log_w, per_image=False):
     from gan_vae_tf import metrics
+
     per = metrics.iwae_bound(log_w)
     return per if per_image else float(np.mean(per))
 
@@ -91,8 +101,12 @@ def two_tiny_runs(tmp_path_factory):
         for preset in ("gan-mnist", "vae-mnist"):
             run = root / preset
             assert train.main(train_args(preset, mnist_dir, run)) == 0
-            assert evaluate.main([str(run), "--quality-num", "24", "--iwae-k", "5",
-                                  "--iwae-images", "4"]) == 0
+            assert (
+                evaluate.main(
+                    [str(run), "--quality-num", "24", "--iwae-k", "5", "--iwae-images", "4"]
+                )
+                == 0
+            )
             runs.append(run)
     return runs
 
@@ -100,7 +114,14 @@ def two_tiny_runs(tmp_path_factory):
 def test_evaluate_writes_quality_beside_the_real_data_floor(two_tiny_runs):
     for run in two_tiny_runs:
         q = json.loads((run / "metrics.json").read_text())["quality"]
-        assert set(q["model"]) >= {"fid", "kid", "kid_std", "precision", "recall", "classifier_score"}
+        assert set(q["model"]) >= {
+            "fid",
+            "kid",
+            "kid_std",
+            "precision",
+            "recall",
+            "classifier_score",
+        }
         # 32 held-out images: two disjoint real sets of 16, so 16 samples, not the 24 asked for.
         assert q["model"].keys() == q["real_floor"].keys() and q["n"] == 16
         assert "skipped" in q["inception"]
@@ -117,8 +138,14 @@ def test_report_builds_tables_figures_and_html_from_two_runs(two_tiny_runs, tmp_
     assert "## mnist" in tables and "DCGAN" in tables and "VAE" in tables and "floor" in tables
     for name in ("samples.gif", "loss_curves.png", "generator.png", "discriminator.png"):
         assert (out / "gan-mnist" / name).stat().st_size > 0
-    for name in ("latent_manifold.png", "latent_scatter.png", "interpolations.png",
-                 "reconstructions.png", "encoder.png", "decoder.png"):
+    for name in (
+        "latent_manifold.png",
+        "latent_scatter.png",
+        "interpolations.png",
+        "reconstructions.png",
+        "encoder.png",
+        "decoder.png",
+    ):
         assert (out / "vae-mnist" / name).stat().st_size > 0
     page = (out / "report.html").read_text()
     assert page.count("data:image/") >= 12 and "<table>" in page
@@ -138,12 +165,20 @@ def test_inception_features_load_from_a_user_supplied_weights_file(tmp_path):
     from gan_vae_tf import quality
 
     path = tmp_path / "inception_notop.weights.h5"
-    keras.applications.InceptionV3(weights=None, include_top=False, pooling="avg",
-                                   input_shape=(299, 299, 3)).save_weights(path)
+    keras.applications.InceptionV3(
+        weights=None, include_top=False, pooling="avg", input_shape=(299, 299, 3)
+    ).save_weights(path)
     rng = np.random.default_rng(0)
     real, ref, fake = (rng.integers(0, 255, (6, 32, 32, 1), dtype=np.uint8) for _ in range(3))
     result = quality.inception_quality(str(path), real, ref, fake, batch_size=3)
     assert result["feature_space"].startswith("InceptionV3")
-    assert set(result["model"]) == {"fid", "kid", "kid_std", "kid_subsets", "kid_subset_size",
-                                    "precision", "recall"}
+    assert set(result["model"]) == {
+        "fid",
+        "kid",
+        "kid_std",
+        "kid_subsets",
+        "kid_subset_size",
+        "precision",
+        "recall",
+    }
     assert np.isfinite(result["model"]["fid"]) and result["model"]["fid"] >= 0

@@ -1,5 +1,6 @@
 """Nothing lost: kill -9 and resume, SIGTERM and Ctrl-C, a full disk, non-finite losses,
 determinism, corrupt checkpoints."""
+
 import csv
 import os
 import resource
@@ -28,9 +29,15 @@ def _spawn(args):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     # A suite started in the background (`make test &`) passes on SIGINT as ignored, and Python
     # then never raises KeyboardInterrupt; the child gets the default disposition back.
-    return subprocess.Popen([sys.executable, "-m", "gan_vae_tf.train", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen(
+        [sys.executable, "-m", "gan_vae_tf.train", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def _epochs(run):
@@ -70,7 +77,9 @@ def test_sigkill_mid_run_then_resume_keeps_every_epoch_exactly_once(tmp_path, mn
 @pytest.mark.slow
 def test_same_seed_with_op_determinism_gives_identical_losses(tmp_path, mnist_dir):
     runs = [tmp_path / "a", tmp_path / "b"]
-    procs = [_spawn(_args("vae-mnist", mnist_dir, r, 2, "--deterministic", "--seed", "7")) for r in runs]
+    procs = [
+        _spawn(_args("vae-mnist", mnist_dir, r, 2, "--deterministic", "--seed", "7")) for r in runs
+    ]
     for p in procs:
         assert p.wait(timeout=300) == 0, p.stderr.read()
     first, second = (_losses(r) for r in runs)
@@ -112,8 +121,9 @@ def test_non_finite_loss_stops_with_epoch_and_step_named():
         guard.on_train_batch_end(4, {"loss": float("nan")})
 
 
-def test_exploding_training_exits_3_and_keeps_the_last_checkpoint(tmp_path, mnist_dir, capsys,
-                                                                 monkeypatch):
+def test_exploding_training_exits_3_and_keeps_the_last_checkpoint(
+    tmp_path, mnist_dir, capsys, monkeypatch
+):
     from gan_vae_tf import checkpoint
 
     run = tmp_path / "run"
@@ -135,16 +145,24 @@ def test_exploding_training_exits_3_and_keeps_the_last_checkpoint(tmp_path, mnis
 
 
 @pytest.mark.slow
-def test_ctrl_c_without_out_saves_a_checkpoint_and_names_the_real_run_directory(tmp_path, mnist_dir):
+def test_ctrl_c_without_out_saves_a_checkpoint_and_names_the_real_run_directory(
+    tmp_path, mnist_dir
+):
     from gan_vae_tf import checkpoint
 
     args = _args("gan-mnist", mnist_dir, "unused", 500)  # cannot end before the signal
-    args = args[:args.index("--out")] + args[args.index("--out") + 2:]
+    args = args[: args.index("--out")] + args[args.index("--out") + 2 :]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
     # Run from an empty folder, so the default experiments/runs/<preset>-<time> lands there.
-    proc = subprocess.Popen([sys.executable, "-m", "gan_vae_tf.train", *args], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gan_vae_tf.train", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     runs = tmp_path / "experiments" / "runs"
     deadline = time.time() + 240
     while time.time() < deadline and not list(runs.glob("*/checkpoint")):
@@ -170,7 +188,9 @@ def test_checkpoint_restores_weights_optimizer_and_random_streams(tmp_path, pres
     model = models.build(cfg)
     model.fit(batches, epochs=1, verbose=0, shuffle=False)
     state = checkpoint.RunState(model, {"noise": np.ones((2, 3), "float32")})
-    assert len(state.rng) >= {"gan-mnist-report": 3, "gan-mnist": 1, "vae-mnist": 2}[preset]  # model + sampler/dropouts (the default GAN has no dropout)
+    assert (
+        len(state.rng) >= {"gan-mnist-report": 3, "gan-mnist": 1, "vae-mnist": 2}[preset]
+    )  # model + sampler/dropouts (the default GAN has no dropout)
     state.save(tmp_path, checkpoint.Position(1))
     saved_rng = [v.numpy().copy() for v in state.rng]
     saved_weights = [w.numpy().copy() for w in model.weights]
@@ -180,7 +200,9 @@ def test_checkpoint_restores_weights_optimizer_and_random_streams(tmp_path, pres
     restored = checkpoint.RunState(fresh, {"noise": np.zeros((2, 3), "float32")})
     assert restored.restore(tmp_path) == checkpoint.Position(1)
     assert all(np.array_equal(a, v.numpy()) for a, v in zip(saved_rng, restored.rng, strict=True))
-    assert all(np.array_equal(a, w.numpy()) for a, w in zip(saved_weights, fresh.weights, strict=True))
+    assert all(
+        np.array_equal(a, w.numpy()) for a, w in zip(saved_weights, fresh.weights, strict=True)
+    )
     assert np.array_equal(restored.fixed["noise"].numpy(), np.ones((2, 3)))
     optimizer = fresh.g_optimizer if preset.startswith("gan") else fresh.vae_optimizer
     assert int(optimizer.iterations.numpy()) == len(list(batches))
@@ -189,10 +211,12 @@ def test_checkpoint_restores_weights_optimizer_and_random_streams(tmp_path, pres
 def _limited_file_size(limit: int):
     """For a child: files cannot grow past `limit` bytes, and a write that would is an error
     (EFBIG, "File too large") instead of a SIGXFSZ kill: a disk that fills up mid-write."""
+
     def apply():
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
@@ -206,10 +230,25 @@ def test_a_checkpoint_write_failing_midway_keeps_the_previous_one_and_exits_4(tm
     assert len(before[data_file]) > 400_000  # so the limit below falls inside its write
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    out = subprocess.run([sys.executable, "-m", "gan_vae_tf.train", "--resume", str(run),
-                          "--epochs", "3", "--verbose", "0"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300,
-                         preexec_fn=_limited_file_size(300_000))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gan_vae_tf.train",
+            "--resume",
+            str(run),
+            "--epochs",
+            "3",
+            "--verbose",
+            "0",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_limited_file_size(300_000),
+    )
     assert out.returncode == 4, out.stderr[-2000:]
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "could not write a checkpoint" in errors[0], out.stderr[-2000:]
@@ -261,16 +300,25 @@ def test_a_second_process_on_a_run_being_trained_fails_at_once(tmp_path, mnist_d
     _wait_for_checkpoint(first, run)
     before = sorted(p.name for p in (run / "samples").iterdir())
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    for second in (["--resume", str(run)],
-                   _args("gan-mnist", mnist_dir, run, 2, "--overwrite")):
-        out = subprocess.run([sys.executable, "-m", "gan_vae_tf.train", *second], cwd=ROOT,
-                             env=env, capture_output=True, text=True, timeout=120)
+    for second in (["--resume", str(run)], _args("gan-mnist", mnist_dir, run, 2, "--overwrite")):
+        out = subprocess.run(
+            [sys.executable, "-m", "gan_vae_tf.train", *second],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 2, out.stderr[-2000:]
         assert "data:" not in out.stderr and "precision:" not in out.stderr  # nothing loaded
         (err,) = [line for line in out.stderr.splitlines() if not line.startswith(TF_NOISE)]
-        assert err.startswith("error:") and \
-            f"{run} is being trained by another process (pid {first.pid})" in err
-    assert set(before) <= {p.name for p in (run / "samples").iterdir()}  # --overwrite removed nothing
+        assert (
+            err.startswith("error:")
+            and f"{run} is being trained by another process (pid {first.pid})" in err
+        )
+    assert set(before) <= {
+        p.name for p in (run / "samples").iterdir()
+    }  # --overwrite removed nothing
     assert first.poll() is None  # the owner trained on undisturbed
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=240) == 143
@@ -278,7 +326,8 @@ def test_a_second_process_on_a_run_being_trained_fails_at_once(tmp_path, mnist_d
 
 @pytest.mark.slow
 def test_random_sigkills_of_a_real_mnist_run_lose_one_interval_at_most_and_end_bit_identical(
-        tmp_path):
+    tmp_path,
+):
     """Five SIGKILLs at random moments (inside epochs, during saves, between them), each
     followed by --resume: every kill loses only the work since the last checkpoint, and the
     final weights, optimizer and RNG states and history equal an uninterrupted run's."""
@@ -293,8 +342,21 @@ def test_random_sigkills_of_a_real_mnist_run_lose_one_interval_at_most_and_end_b
     if root is None or not (root / "mnist").is_dir():
         pytest.skip("needs the real MNIST files in ../shared/data/mnist")
     every = 0.005  # minutes: a checkpoint 0.3 s after the last one, at the next step boundary
-    args = _args("gan-mnist", root, tmp_path / "whole", 6, "--limit", "960", "--seed", "11",
-                 "--deterministic", "--checkpoint-every", str(every), "--verbose", "0")
+    args = _args(
+        "gan-mnist",
+        root,
+        tmp_path / "whole",
+        6,
+        "--limit",
+        "960",
+        "--seed",
+        "11",
+        "--deterministic",
+        "--checkpoint-every",
+        str(every),
+        "--verbose",
+        "0",
+    )
     assert train.main(args) == 0  # the uninterrupted reference: 6 epochs of 60 steps
     run = tmp_path / "killed"
     args[args.index("--out") + 1] = str(run)
@@ -319,8 +381,12 @@ def test_random_sigkills_of_a_real_mnist_run_lose_one_interval_at_most_and_end_b
         killed_at = time.time()
         proc.wait()
         position = checkpoint.saved_position(run)
-        saved_at = float((checkpoint.latest(run) / checkpoint.POSITION).read_text().split(
-            '"saved_at": ')[1].split("}")[0])
+        saved_at = float(
+            (checkpoint.latest(run) / checkpoint.POSITION)
+            .read_text()
+            .split('"saved_at": ')[1]
+            .split("}")[0]
+        )
         kills.append((position, killed_at - saved_at))
         proc = _spawn(["--resume", str(run), "--verbose", "0"])  # a kill -9 leaves no lock
     assert proc.wait(timeout=300) == 0, proc.stderr.read()[-2000:]

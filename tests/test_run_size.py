@@ -1,5 +1,6 @@
 """model.keras is for inference and sharing: no optimizer state (checkpoint/ has it), and runs
 saved the old way, with it, still evaluate."""
+
 from __future__ import annotations
 
 import json

@@ -15,9 +15,15 @@ def test_file_names_are_the_ones_earlier_runs_wrote(tmp_path):
     """Run directories written before rundir existed must still evaluate and resume."""
     run = rundir.RunDir(tmp_path)
     names = {
-        "config": "config.json", "history": "history.csv", "samples": "samples",
-        "loss_curves": "loss_curves.png", "model": "model.keras", "summary": "summary.json",
-        "metrics": "metrics.json", "checkpoint": "checkpoint", "checkpoint_tmp": "checkpoint.tmp",
+        "config": "config.json",
+        "history": "history.csv",
+        "samples": "samples",
+        "loss_curves": "loss_curves.png",
+        "model": "model.keras",
+        "summary": "summary.json",
+        "metrics": "metrics.json",
+        "checkpoint": "checkpoint",
+        "checkpoint_tmp": "checkpoint.tmp",
         "checkpoint_old": "checkpoint.old",
     }
     for attribute, name in names.items():

@@ -1,5 +1,6 @@
 """TensorBoard logs: every run writes its scalars and sample grid per epoch, with the epoch as
 step, and a resumed run continues them without writing any step twice."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -22,15 +23,20 @@ def read_events(folder: Path) -> dict[str, list[int]]:
     return dict(steps)
 
 
-
-
 def test_a_gan_run_logs_scalars_and_sample_grids_per_epoch_and_a_resume_continues_them(
-        tmp_path, mnist_dir):
+    tmp_path, mnist_dir
+):
     run = tmp_path / "run"
     assert train.main(train_args("gan-mnist", mnist_dir, run, epochs=2)) == 0
     events = read_events(RunDir(run).tensorboard)
-    assert set(events) == {"train/d_loss", "train/g_loss", "train/d_real", "train/d_fake",
-                           "speed/images_per_second", "samples"}
+    assert set(events) == {
+        "train/d_loss",
+        "train/g_loss",
+        "train/d_real",
+        "train/d_fake",
+        "speed/images_per_second",
+        "samples",
+    }
     assert all(steps == [1, 2] for steps in events.values())
     assert train.main(["--resume", str(run), "--epochs", "3", "--verbose", "0"]) == 0
     events = read_events(RunDir(run).tensorboard)
@@ -41,8 +47,14 @@ def test_a_vae_run_logs_train_and_test_elbo(tmp_path, mnist_dir):
     run = tmp_path / "run"
     assert train.main(train_args("vae-mnist", mnist_dir, run, epochs=1)) == 0
     events = read_events(RunDir(run).tensorboard)
-    assert {"train/loss", "train/elbo", "test/elbo", "test/kl", "speed/images_per_second",
-            "samples"} <= set(events)
+    assert {
+        "train/loss",
+        "train/elbo",
+        "test/elbo",
+        "test/kl",
+        "speed/images_per_second",
+        "samples",
+    } <= set(events)
 
 
 def test_events_after_the_checkpoint_are_dropped_before_a_resume(tmp_path):
@@ -80,4 +92,7 @@ def test_serving_a_folder_that_does_not_exist_is_one_line_and_exit_2(tmp_path, c
     from gan_vae_tf import board
 
     assert board.main([str(tmp_path / "nowhere")]) == 2
-    assert capsys.readouterr().err == f"error: {tmp_path / 'nowhere'} is not a folder of runs (train one first, e.g. make train-gan-mnist)\n"
+    assert (
+        capsys.readouterr().err
+        == f"error: {tmp_path / 'nowhere'} is not a folder of runs (train one first, e.g. make train-gan-mnist)\n"
+    )

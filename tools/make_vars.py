@@ -4,14 +4,24 @@
 Usage (from the Makefile): python3 tools/make_vars.py "KNOWN VARS" NAME=VALUE ...
 Standard library only: it runs before the virtualenv exists.
 """
+
 from __future__ import annotations
 
 import difflib
 import sys
 
 # Spellings too far from the right name for difflib alone.
-ALIASES = {"DATADIR": "DATA_DIR", "DATA": "DATA_DIR", "OUT": "RUN", "RUN_DIR": "RUN",
-           "RUNDIR": "RUN", "OUTPUT": "RUN", "ARG": "ARGS", "FLAGS": "ARGS", "N_EPOCHS": "EPOCHS"}
+ALIASES = {
+    "DATADIR": "DATA_DIR",
+    "DATA": "DATA_DIR",
+    "OUT": "RUN",
+    "RUN_DIR": "RUN",
+    "RUNDIR": "RUN",
+    "OUTPUT": "RUN",
+    "ARG": "ARGS",
+    "FLAGS": "ARGS",
+    "N_EPOCHS": "EPOCHS",
+}
 
 
 def suggestion(name: str, known: list[str]) -> str | None:
@@ -33,7 +43,9 @@ def warnings(known: list[str], given: list[str]) -> list[str]:
             continue
         right = suggestion(name, known)
         hint = f"; did you mean {right}={value}?" if right else f" (it reads {', '.join(known)})"
-        lines.append(f"warning: this Makefile has no variable {name}, so {name}={value} is ignored{hint}")
+        lines.append(
+            f"warning: this Makefile has no variable {name}, so {name}={value} is ignored{hint}"
+        )
     return lines
 
 
