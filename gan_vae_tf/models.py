@@ -57,6 +57,8 @@ class _CustomTrainer(keras.Model):
     trackers: dict[str, keras.metrics.Metric]
     #: Names of the optimizers `compile()` takes, one per trained network (checkpoint keys).
     optimizer_names: tuple[str, ...] = ()
+    #: The constructor arguments that are networks, serialized in `get_config()`.
+    network_keys: tuple[str, ...] = ()
     #: Whether training also reports test-set metrics each epoch (the VAE's test ELBO).
     validates: bool = False
 
@@ -73,6 +75,16 @@ class _CustomTrainer(keras.Model):
     def networks(self) -> dict[str, keras.Model]:
         """The networks this model is made of, by name (the `.keras` file stems)."""
         raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config):
+        """`get_config()` stores each network serialized under its name (None for one the
+        model does without, such as a DCGAN's EMA generator when it keeps none)."""
+        config = dict(config)
+        for key in cls.network_keys:
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
 
     def optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
         return {name: getattr(self, name) for name in self.optimizer_names}
@@ -144,6 +156,7 @@ class DCGAN(_CustomTrainer):
     """
 
     optimizer_names = ("g_optimizer", "d_optimizer")
+    network_keys = ("generator", "discriminator", "generator_ema")
 
     @classmethod
     def fixed_inputs(cls, cfg, test_images, rng) -> dict:
@@ -302,14 +315,6 @@ class DCGAN(_CustomTrainer):
             "label_smoothing": self.label_smoothing,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator", "discriminator", "generator_ema"):
-            if config.get(key) is not None:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
-
 
 @keras.saving.register_keras_serializable(package="gan_vae_tf")
 class VAE(_CustomTrainer):
@@ -344,6 +349,7 @@ class VAE(_CustomTrainer):
         self.built = True
 
     optimizer_names = ("vae_optimizer",)
+    network_keys = ("encoder", "decoder")
     validates = True
 
     @classmethod
@@ -466,13 +472,6 @@ class VAE(_CustomTrainer):
             "obs_sigma": self.obs_sigma,
             "seed": self.seed,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
 
 
 MODELS: dict[str, type[_CustomTrainer]] = {"gan": DCGAN, "vae": VAE}

@@ -80,19 +80,21 @@ def discriminator(cfg: Config, policy: str = "float32") -> keras.Sequential:
     return keras.Sequential(stack, name="discriminator")
 
 
+def _vae_block(conv, width: int, v, policy: str) -> list:
+    """One stride-2 step of the VAE's encoder (Conv2D) or decoder (Conv2DTranspose): the
+    convolution, batch norm when configured (then the bias is redundant), the activation."""
+    block = [conv(width, v.kernel_size, 2, padding="same", use_bias=not v.batchnorm, dtype=policy)]
+    if v.batchnorm:
+        block.append(layers.BatchNormalization(dtype=policy))
+    return [*block, _activation(v.activation, 0.2, policy)]
+
+
 def encoder(cfg: Config, policy: str = "float32") -> keras.Sequential:
     """Image -> stride-2 Conv2D stack -> [mean, logvar] of q(z|x), float32, concatenated."""
     v = cfg.vae
     stack: list = [keras.Input(cfg.image_shape)]
     for width in v.encoder_widths:
-        stack.append(
-            layers.Conv2D(
-                width, v.kernel_size, 2, padding="same", use_bias=not v.batchnorm, dtype=policy
-            )
-        )
-        if v.batchnorm:
-            stack.append(layers.BatchNormalization(dtype=policy))
-        stack.append(_activation(v.activation, 0.2, policy))
+        stack += _vae_block(layers.Conv2D, width, v, policy)
     stack += [layers.Flatten(dtype=policy), layers.Dense(2 * v.latent_dim, dtype="float32")]
     return keras.Sequential(stack, name="encoder")
 
@@ -108,14 +110,7 @@ def decoder(cfg: Config, policy: str = "float32") -> keras.Sequential:
         layers.Reshape((base, base, v.decoder_base_width), dtype=policy),
     ]
     for width in v.decoder_widths:
-        stack.append(
-            layers.Conv2DTranspose(
-                width, v.kernel_size, 2, padding="same", use_bias=not v.batchnorm, dtype=policy
-            )
-        )
-        if v.batchnorm:
-            stack.append(layers.BatchNormalization(dtype=policy))
-        stack.append(_activation(v.activation, 0.2, policy))
+        stack += _vae_block(layers.Conv2DTranspose, width, v, policy)
     stack.append(
         layers.Conv2DTranspose(channels, v.kernel_size, 1, padding="same", dtype="float32")
     )

@@ -109,3 +109,40 @@ def train_args(
     for item in TINY[preset.removesuffix("-report")]:
         args += ["--set", item]
     return args + list(extra)  # last, so the test's own flags win
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_process(args, *, wait: bool = True, cwd: Path = ROOT, env: dict | None = None, **kwargs):
+    """`python -m gan_vae_tf.train ARGS` as a child process with TensorFlow's C++ logs at
+    errors only: its CompletedProcess (text output captured) when `wait`, else the running
+    Popen with piped output. The child gets SIGINT's default action back, since a suite
+    started in the background (`make test &`) passes SIGINT on as ignored."""
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "gan_vae_tf.train", *map(str, args)]
+    options = dict(
+        cwd=cwd,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    options.update(kwargs)
+    if wait:
+        return subprocess.run(command, capture_output=True, **{"timeout": 600, **options})
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options)
+
+
+def write_blobs(folder: Path, n: int) -> Path:
+    """An MNIST-layout folder of `n` learnable images (discs): losses move a lot on them, so a
+    match between two ways of training means something."""
+    from gan_vae_tf import data
+
+    ds = data.synthetic(n)
+    for prefix, images in (("train", ds.train), ("t10k", ds.test)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images[..., 0])
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.zeros(len(images), np.uint8))
+    return folder

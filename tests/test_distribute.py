@@ -3,49 +3,20 @@ worker processes on localhost, MultiWorkerMirroredStrategy against one process."
 
 import csv
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from gan_vae_tf import data
-from helpers import train_args, write_idx
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import train_args, train_process, write_blobs
 
 
 def _run(run, preset, data_dir, strategy, lr):
-    args = [
-        sys.executable,
-        "-m",
-        "gan_vae_tf.train",
-        *train_args(
-            preset,
-            data_dir,
-            run,
-            "--seed",
-            "5",
-            "--cpu-devices",
-            "2",
-            "--strategy",
-            strategy,
-            "--set",
-            f"train.learning_rate={lr}",
-        ),
-    ]
-    out = subprocess.run(
-        args,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    extra = ["--seed", "5", "--cpu-devices", "2", "--strategy", strategy]
+    out = train_process(
+        train_args(preset, data_dir, run, *extra, "--set", f"train.learning_rate={lr}")
     )
     assert out.returncode == 0, out.stderr[-3000:]
     with (run / "history.csv").open() as f:
@@ -54,13 +25,7 @@ def _run(run, preset, data_dir, strategy, lr):
 
 @pytest.fixture
 def blob_dir(tmp_path):
-    """Learnable images (discs), so the losses move a lot and a match means something."""
-    ds = data.synthetic(640)
-    folder = tmp_path / "blobs"
-    for prefix, images in (("train", ds.train), ("t10k", ds.test)):
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images[..., 0])
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.zeros(len(images), np.uint8))
-    return folder
+    return write_blobs(tmp_path / "blobs", 640)
 
 
 # Learning rates at which two epochs move the losses far (VAE: 543 -> ~230 nats; GAN: D loss
@@ -123,29 +88,14 @@ def _workers(args):
     procs = []
     for index in range(2):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(tf_config)}
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "gan_vae_tf.train", *args],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
+        procs.append(train_process(args, wait=False, env={"TF_CONFIG": json.dumps(tf_config)}))
     return procs
 
 
 @pytest.fixture
 def small_blob_dir(tmp_path):
     """200 discs: 10 steps of 16 per epoch, so two worker processes stay cheap."""
-    ds = data.synthetic(200)
-    folder = tmp_path / "small-blobs"
-    for prefix, images in (("train", ds.train), ("t10k", ds.test)):
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images[..., 0])
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.zeros(len(images), np.uint8))
-    return folder
+    return write_blobs(tmp_path / "small-blobs", 200)
 
 
 @pytest.mark.slow
@@ -233,24 +183,7 @@ def test_sigterm_to_one_worker_stops_all_and_a_killed_worker_stops_the_chief_in_
     assert last.endswith(f"--resume {run}, started on every worker")
 
     # Resumable: here by one worker (no TF_CONFIG), up to the epoch after the checkpoint's.
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gan_vae_tf.train",
-            "--resume",
-            str(run),
-            "--epochs",
-            str(saved.epoch + 1),
-            "--verbose",
-            "0",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    out = train_process(["--resume", run, "--epochs", saved.epoch + 1, "--verbose", "0"])
     assert out.returncode == 0, out.stderr[-3000:]
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(1, saved.epoch + 2))

@@ -2,22 +2,17 @@
 determinism, corrupt checkpoints."""
 
 import csv
-import os
 import resource
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gan_vae_tf import callbacks, train
 from gan_vae_tf.errors import NonFiniteLoss
-from helpers import train_args
+from helpers import ROOT, train_args, train_process
 
-ROOT = Path(__file__).resolve().parents[1]
 TF_NOISE = ("WARNING: All log messages before absl", "I0000 ", "W0000 ", "E0000 ")  # C++ start-up
 
 
@@ -26,18 +21,7 @@ def _args(preset, data_dir, run, epochs, *extra):
 
 
 def _spawn(args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    # A suite started in the background (`make test &`) passes on SIGINT as ignored, and Python
-    # then never raises KeyboardInterrupt; the child gets the default disposition back.
-    return subprocess.Popen(
-        [sys.executable, "-m", "gan_vae_tf.train", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    return train_process(args, wait=False)
 
 
 def _epochs(run):
@@ -152,17 +136,8 @@ def test_ctrl_c_without_out_saves_a_checkpoint_and_names_the_real_run_directory(
 
     args = _args("gan-mnist", mnist_dir, "unused", 500)  # cannot end before the signal
     args = args[: args.index("--out")] + args[args.index("--out") + 2 :]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
     # Run from an empty folder, so the default experiments/runs/<preset>-<time> lands there.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gan_vae_tf.train", *args],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    proc = train_process(args, wait=False, cwd=tmp_path, env={"PYTHONPATH": str(ROOT)})
     runs = tmp_path / "experiments" / "runs"
     deadline = time.time() + 240
     while time.time() < deadline and not list(runs.glob("*/checkpoint")):
@@ -229,23 +204,8 @@ def test_a_checkpoint_write_failing_midway_keeps_the_previous_one_and_exits_4(tm
     data_file = next(n for n in before if n.startswith("state.data"))
     assert len(before[data_file]) > 400_000  # so the limit below falls inside its write
 
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gan_vae_tf.train",
-            "--resume",
-            str(run),
-            "--epochs",
-            "3",
-            "--verbose",
-            "0",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    out = train_process(
+        ["--resume", run, "--epochs", "3", "--verbose", "0"],
         timeout=300,
         preexec_fn=_limited_file_size(300_000),
     )
@@ -299,16 +259,8 @@ def test_a_second_process_on_a_run_being_trained_fails_at_once(tmp_path, mnist_d
     first = _spawn(_args("gan-mnist", mnist_dir, run, 500))  # still training at the end
     _wait_for_checkpoint(first, run)
     before = sorted(p.name for p in (run / "samples").iterdir())
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     for second in (["--resume", str(run)], _args("gan-mnist", mnist_dir, run, 2, "--overwrite")):
-        out = subprocess.run(
-            [sys.executable, "-m", "gan_vae_tf.train", *second],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        out = train_process(second, timeout=120)
         assert out.returncode == 2, out.stderr[-2000:]
         assert "data:" not in out.stderr and "precision:" not in out.stderr  # nothing loaded
         (err,) = [line for line in out.stderr.splitlines() if not line.startswith(TF_NOISE)]
