@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         print("error: TensorBoard is not installed: pip install tensorboard", file=sys.stderr)
         return 2
-    sys.argv = ["tensorboard", "--logdir", logdir, *argv]
+    sys.argv = [sys.argv[0], "--logdir", logdir, *argv]
     tensorboard_main.run_main()
     return 0
 

@@ -32,9 +32,8 @@ import tensorflow as tf
 from gan_vae_tf.data import EpochOrder
 from gan_vae_tf.distribute import cluster_errors
 from gan_vae_tf.errors import Interrupted, StorageError, UserError
-from gan_vae_tf.rundir import RunDir
+from gan_vae_tf.rundir import POSITION, RunDir
 
-POSITION = "position.json"  # inside the checkpoint folder, beside the TensorFlow checkpoint
 log = logging.getLogger(__name__)
 
 
@@ -213,7 +212,7 @@ def latest(run_dir: Path) -> Path | None:
 
 
 def saved_position(run_dir: Path) -> Position | None:
-    """The position of the newest whole checkpoint, from its `position.json` (None when there
+    """The position of the newest whole checkpoint, from its position file (None when there
     is no checkpoint; epoch ends only for checkpoints of older versions without the file)."""
     folder = latest(run_dir)
     if folder is None:

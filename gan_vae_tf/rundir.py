@@ -34,6 +34,7 @@ MODEL = "model.keras"
 SUMMARY = "summary.json"
 METRICS = "metrics.json"
 CHECKPOINT = "checkpoint"
+POSITION = "position.json"  # inside the checkpoint folder, beside the TensorFlow checkpoint
 LOCK = ".lock"
 TENSORBOARD = "tensorboard"
 _SAMPLE_PNG = "epoch_{:04d}.png"

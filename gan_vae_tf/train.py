@@ -316,7 +316,7 @@ def _train(
 
 
 def inference_copy(model, cfg: config_lib.Config, policy: str):
-    """The trained model without its optimizers, for `model.keras`: that file is for sampling,
+    """The trained model without its optimizers, for the run's model file: that is for sampling,
     evaluating and sharing, and `checkpoint/` already holds the optimizer state, which for Adam
     is twice the size of the weights."""
     from gan_vae_tf import models
