@@ -189,31 +189,23 @@ def evaluate(
         cfg = replace(cfg, data=replace(cfg.data, data_dir=data_dir))
     keras.utils.set_random_seed(cfg.train.seed)
     dataset = data.load(cfg.data)
-    test = data.sample(dataset.test, num)
-    if cfg.model == "gan":
-        result = evaluate_gan(model, test)
-    else:
-        result = evaluate_vae(model, cfg, test)
-        if iwae_k > 0:
-            result["iwae"] = iwae(model, cfg, data.sample(dataset.test, iwae_images), iwae_k)
+    result = model.test_metrics(cfg, dataset, num, iwae_k, iwae_images)
     n = quality.reference_size(quality_num, len(dataset.test))
     if n >= 2:
         result["quality"] = sample_quality(cfg, dataset, generate(model, n), inception_weights)
     result = {"preset": cfg.preset, "model": cfg.model, "data_source": dataset.source, **result}
-    if cfg.model == "gan":
-        result["generator"] = "ema" if getattr(model, "sample_with_ema", False) else "raw"
     rundir.write_json(rundir.RunDir(run_dir).metrics, result)
     return result
 
 
 def format_summary(m: dict) -> str:
     lines = [f"{m['preset']} on {m['data_source']} ({m['images']} test images)"]
-    if m["model"] == "gan":
+    if "d_fake" in m:
         lines += [
             f"  D(G(z)) mean discriminator probability on generated images: {m['d_fake']:.4f}",
             f"  D(x)    mean discriminator probability on real test images:  {m['d_real']:.4f}",
         ]
-    else:
+    if "elbo_nats" in m:
         lines += [
             f"  test ELBO: {m['elbo_nats']:.2f} ± {m['elbo_stderr']:.2f} (standard error over "
             f"{m['images']} images) nats per image "

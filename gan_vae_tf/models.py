@@ -72,6 +72,16 @@ class _CustomTrainer(keras.Model):
         """A function of the model -> the uint8 sample grid of `fixed`'s inputs."""
         raise NotImplementedError
 
+    def test_metrics(self, cfg, dataset, num: int, iwae_k: int = 0, iwae_images: int = 0) -> dict:
+        """What `evaluate` measures of this kind of model on held-out images (the metric
+        functions themselves live in evaluate.py and metrics.py)."""
+        raise NotImplementedError
+
+    @classmethod
+    def describe(cls, cfg) -> tuple[str, str]:
+        """(the kind's name, its latent space) for the report's table."""
+        raise NotImplementedError
+
     def networks(self) -> dict[str, keras.Model]:
         """The networks this model is made of, by name (the `.keras` file stems)."""
         raise NotImplementedError
@@ -166,6 +176,16 @@ class DCGAN(_CustomTrainer):
         from gan_vae_tf import plots
 
         return plots.gan_renderer(fixed["noise"])
+
+    def test_metrics(self, cfg, dataset, num: int, iwae_k: int = 0, iwae_images: int = 0) -> dict:
+        from gan_vae_tf import data, evaluate
+
+        result = evaluate.evaluate_gan(self, data.sample(dataset.test, num))
+        return {**result, "generator": "ema" if self.sample_with_ema else "raw"}
+
+    @classmethod
+    def describe(cls, cfg) -> tuple[str, str]:
+        return "DCGAN", f"{cfg.gan.noise_dim}-d noise; no encoder, no inference"
 
     def __init__(
         self,
@@ -366,6 +386,19 @@ class VAE(_CustomTrainer):
         from gan_vae_tf import plots
 
         return plots.vae_renderer(fixed["z"], fixed["batch"])
+
+    def test_metrics(self, cfg, dataset, num: int, iwae_k: int = 0, iwae_images: int = 0) -> dict:
+        from gan_vae_tf import data, evaluate
+
+        result = evaluate.evaluate_vae(self, cfg, data.sample(dataset.test, num))
+        if iwae_k > 0:
+            images = data.sample(dataset.test, iwae_images)
+            result["iwae"] = evaluate.iwae(self, cfg, images, iwae_k)
+        return result
+
+    @classmethod
+    def describe(cls, cfg) -> tuple[str, str]:
+        return "VAE", f"{cfg.vae.latent_dim}-d Gaussian with an encoder q(z|x)"
 
     def networks(self) -> dict[str, keras.Model]:
         return {"encoder": self.encoder, "decoder": self.decoder}

@@ -72,14 +72,11 @@ def _quality_cell(run: Run) -> str:
     return f"SWD×1e3 {m['swd']:.2f} (floor {f['swd']:.2f})"
 
 
-def _latent_cell(run: Run) -> str:
-    if run.config["model"] == "gan":
-        return f"{run.config['gan']['noise_dim']}-d noise; no encoder, no inference"
-    return f"{run.config['vae']['latent_dim']}-d Gaussian with an encoder q(z|x)"
-
-
 def comparison_table(runs: list[Run]) -> str:
     """The reports' table, measured: one row per run of one dataset."""
+    from gan_vae_tf import models
+    from gan_vae_tf.config import Config
+
     header = (
         "| run | model | D(G(z)) on generated | D(x) on real | epochs | wall time | s/epoch "
         "| image quality (model vs real-data floor) | test ELBO (nats) | IWAE (nats) | latent space |"
@@ -88,14 +85,15 @@ def comparison_table(runs: list[Run]) -> str:
     for r in runs:
         m, s = r.metrics, r.summary
         iwae = m.get("iwae", {}).get("iwae_nats")
-        kind = "VAE"
-        if r.config["model"] == "gan":
-            kind = "DCGAN, EMA generator" if m.get("generator") == "ema" else "DCGAN"
+        cfg = Config.from_dict(r.config)
+        kind, latent = models.MODELS[cfg.model].describe(cfg)
+        if m.get("generator") == "ema":
+            kind += ", EMA generator"
         lines.append(
             f"| {r.name} | {kind} "
             f"| {_fmt(m.get('d_fake'))} | {_fmt(m.get('d_real'))} | {s['epochs']} "
             f"| {s['seconds'] / 60:.1f} min | {s['seconds_per_epoch']:.1f} | {_quality_cell(r)} "
-            f"| {_fmt(m.get('elbo_nats'), 2)} | {_fmt(iwae, 2)} | {_latent_cell(r)} |"
+            f"| {_fmt(m.get('elbo_nats'), 2)} | {_fmt(iwae, 2)} | {latent} |"
         )
     return "\n".join(lines)
 
@@ -105,7 +103,7 @@ def figures(run: Run, out: Path) -> list[Path]:
     import keras
     import numpy as np
 
-    from gan_vae_tf import data, diagrams, plots
+    from gan_vae_tf import data, diagrams, models, plots
     from gan_vae_tf.config import Config
     from gan_vae_tf.evaluate import load_run
 
@@ -132,7 +130,7 @@ def figures(run: Run, out: Path) -> list[Path]:
         )
     cfg = Config.from_dict(run.config)
     made += [Path(path) for path in diagrams.network_diagrams(cfg, out).values()]
-    if cfg.model == "vae":
+    if "encoder" in models.MODELS[cfg.model].network_keys:  # latent-space figures need q(z|x)
         _, model = load_run(run.path)
         dataset = data.load(cfg.data)
 
