@@ -132,6 +132,7 @@ def test_evaluate_on_a_folder_that_is_not_a_run(tmp_path, capsys):
 @pytest.mark.skipif(
     shared_data() is None or not (shared_data() / "mnist").is_dir(), reason="real MNIST not present"
 )
+@pytest.mark.slow
 def test_vae_learns_real_mnist_digits(tmp_path):
     run = tmp_path / "real"
     assert (
@@ -158,6 +159,7 @@ def test_vae_learns_real_mnist_digits(tmp_path):
     assert float(history[0]["val_elbo"]) > -240
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["gan-anime", "vae-anime"])
 def test_anime_run_trains_through_corrupt_files_with_one_warning(tmp_path, monkeypatch, preset):
     monkeypatch.setenv("GAN_VAE_TF_CACHE", str(tmp_path / "cache"))

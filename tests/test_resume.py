@@ -70,6 +70,7 @@ def test_same_seed_with_op_determinism_gives_identical_losses(tmp_path, mnist_di
     assert first == second and len(first) == 2
 
 
+@pytest.mark.slow
 def test_resume_of_a_finished_run_trains_nothing_more(tmp_path, mnist_dir):
     run = tmp_path / "run"
     assert train.main(_args("gan-mnist", mnist_dir, run, 2)) == 0
@@ -195,6 +196,7 @@ def _limited_file_size(limit: int):
     return apply
 
 
+@pytest.mark.slow
 def test_a_checkpoint_write_failing_midway_keeps_the_previous_one_and_exits_4(tmp_path, mnist_dir):
     from gan_vae_tf import checkpoint
 
@@ -234,6 +236,7 @@ def _wait_for_checkpoint(proc, run, timeout=600):
     raise AssertionError("no checkpoint appeared")
 
 
+@pytest.mark.slow
 def test_sigterm_saves_mid_epoch_exits_143_and_prints_the_resume_command(tmp_path, mnist_dir):
     from gan_vae_tf import checkpoint
 
@@ -254,6 +257,7 @@ def test_sigterm_saves_mid_epoch_exits_143_and_prints_the_resume_command(tmp_pat
     assert _epochs(run) == list(range(1, upto + 1))
 
 
+@pytest.mark.slow
 def test_a_second_process_on_a_run_being_trained_fails_at_once(tmp_path, mnist_dir):
     run = tmp_path / "run"
     first = _spawn(_args("gan-mnist", mnist_dir, run, 500))  # still training at the end
