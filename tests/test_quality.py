@@ -32,6 +32,7 @@ def test_real_sets_are_disjoint_seeded_samples_of_every_class():
         quality.real_sets(ids, 201)
 
 
+@pytest.mark.slow
 def test_real_data_floor_is_sane_on_a_label_sorted_dataset(tmp_path, monkeypatch):
     """With `test[:n]` against `train[-n:]`, a label-sorted source compares a few classes with one
     other class: the floor's classifier score comes out near 1 and its FID is huge. Sampled at

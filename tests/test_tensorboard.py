@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 import tensorflow as tf
 
 from gan_vae_tf import callbacks, train
@@ -23,6 +24,7 @@ def read_events(folder: Path) -> dict[str, list[int]]:
     return dict(steps)
 
 
+@pytest.mark.slow
 def test_a_gan_run_logs_scalars_and_sample_grids_per_epoch_and_a_resume_continues_them(
     tmp_path, mnist_dir
 ):
