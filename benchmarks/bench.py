@@ -83,7 +83,7 @@ def run_project(cfg, images, steps: int, in_memory: bool = False) -> float:
     model, ds, _ = project_model(cfg, images, max(2, steps // 4), in_memory)
     last = LastStep()
     start = time.perf_counter()
-    model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[last])
+    model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[last], shuffle=False)
     return steps * cfg.train.batch_size / (last.done - start)
 
 

@@ -30,7 +30,7 @@ def measure(preset: str, data_dir: str | None, saves: int, steps: int) -> dict:
     images, source = images_for(cfg, max(cfg.train.batch_size * 8, 512))
     model, ds, policy = project_model(cfg, images, warmup_steps=3)
     start = time.perf_counter()
-    model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+    model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     step_s = (time.perf_counter() - start) / steps
     epoch_steps = (
         cfg.train.steps_per_epoch or len(data.load(cfg.data).train) // cfg.train.batch_size

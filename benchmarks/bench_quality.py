@@ -159,7 +159,14 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path) -> dict:
         flush=True,
     )
     wall = time.perf_counter()
-    model.fit(ds.repeat(), epochs=1, steps_per_epoch=10**9, callbacks=[budget.callback], verbose=0)
+    model.fit(
+        ds.repeat(),
+        epochs=1,
+        steps_per_epoch=10**9,
+        callbacks=[budget.callback],
+        verbose=0,
+        shuffle=False,
+    )
     return {
         "arm": arm,
         "preset": preset,

@@ -56,7 +56,7 @@ def project_model(cfg, images, warmup_steps: int, in_memory: bool = False):
     if in_memory:
         ds = tf.data.Dataset.from_tensors(next(iter(ds)))
     ds = ds.repeat()
-    model.fit(ds, epochs=1, steps_per_epoch=warmup_steps, verbose=0)
+    model.fit(ds, epochs=1, steps_per_epoch=warmup_steps, verbose=0, shuffle=False)
     return model, ds, policy
 
 

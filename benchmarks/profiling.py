@@ -99,7 +99,7 @@ def profile_fit(model, dataset, steps: int, logdir: str | Path | None = None) ->
     logdir = Path(logdir or tempfile.mkdtemp(prefix="gan_vae_tf_profile_"))
     tf.profiler.experimental.start(str(logdir))
     try:
-        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     finally:
         tf.profiler.experimental.stop()
     traces = sorted(logdir.glob("plugins/profile/*/*.xplane.pb"))
