@@ -28,12 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-if not __package__:  # run as a file (python benchmarks/x.py): find the `benchmarks` package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.common import OUT, ROOT, cpu_name, images_for, preset_config, project_model  # noqa: E402
-from gan_vae_tf import console  # noqa: E402
+from benchmarks.common import OUT, ROOT, cpu_name, images_for, preset_config, project_model
+from gan_vae_tf import console
 
 PRESETS = ("gan-mnist", "vae-mnist", "gan-anime", "vae-anime")
 # Timed steps per measurement: about 20-40 s each on a 2-core CPU, long enough for a spread of

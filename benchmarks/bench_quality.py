@@ -23,15 +23,12 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+
+from benchmarks.common import cpu_name
+from gan_vae_tf import console
+
 ROOT = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):  # run as a file: make `benchmarks.common` importable
-    sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-from benchmarks.common import cpu_name  # noqa: E402
-from gan_vae_tf import console  # noqa: E402
 
 SUITES = {
     "mnist": {"arms": ("gan-mnist-report", "gan-mnist"), "minutes": 10.0, "num": 2000},

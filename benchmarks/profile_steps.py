@@ -14,12 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-if not __package__:  # run as a file (python benchmarks/x.py): find the `benchmarks` package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks import common, profiling  # noqa: E402
-from gan_vae_tf import console  # noqa: E402
+from benchmarks import common, profiling
+from gan_vae_tf import console
 
 STEPS = {"gan-mnist": 6, "vae-mnist": 150, "gan-anime": 3, "vae-anime": 6}
 

@@ -143,9 +143,9 @@ class TensorBoardLog(keras.callbacks.Callback):
                 )
             if self.grid is not None and self.grid.last is not None:
                 tf.summary.image(
-                    "samples",
+                    "sample_grid",
                     self.grid.last[None],
-                    description=("the fixed-input sample grid of samples/epoch_NNNN.png"),
+                    description="the fixed-input sample grid, as in the epoch's PNG",
                 )
         self.writer.flush()
 

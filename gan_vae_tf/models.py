@@ -233,14 +233,9 @@ class DCGAN(_CustomTrainer):
     def from_run_config(cls, cfg, policy: str = "float32") -> DCGAN:
         from gan_vae_tf import networks
 
-        model = cls(
-            networks.generator(cfg, policy),
-            networks.discriminator(cfg, policy),
-            seed=cfg.train.seed,
-            ema_decay=cfg.gan.ema_decay,
-            label_smoothing=cfg.gan.label_smoothing,
-            name="dcgan",
-        )
+        gan, nets = cfg.gan, (networks.generator(cfg, policy), networks.discriminator(cfg, policy))
+        options = dict(ema_decay=gan.ema_decay, label_smoothing=gan.label_smoothing)
+        model = cls(*nets, seed=cfg.train.seed, name="dcgan", **options)
         model.sample_with_ema = model.generator_ema is not None and cfg.gan.sample_with_ema
         return model
 
@@ -413,14 +408,9 @@ class VAE(_CustomTrainer):
     def from_run_config(cls, cfg, policy: str = "float32") -> VAE:
         from gan_vae_tf import networks
 
-        return cls(
-            networks.encoder(cfg, policy),
-            networks.decoder(cfg, policy),
-            likelihood=cfg.vae.likelihood,
-            obs_sigma=cfg.vae.obs_sigma,
-            seed=cfg.train.seed,
-            name="vae",
-        )
+        vae, nets = cfg.vae, (networks.encoder(cfg, policy), networks.decoder(cfg, policy))
+        options = dict(likelihood=vae.likelihood, obs_sigma=vae.obs_sigma)
+        return cls(*nets, seed=cfg.train.seed, name="vae", **options)
 
     @staticmethod
     def run_optimizers(cfg) -> dict[str, keras.optimizers.Optimizer]:

@@ -37,7 +37,7 @@ def test_a_gan_run_logs_scalars_and_sample_grids_per_epoch_and_a_resume_continue
         "train/d_real",
         "train/d_fake",
         "speed/images_per_second",
-        "samples",
+        "sample_grid",
     }
     assert all(steps == [1, 2] for steps in events.values())
     assert train.main(["--resume", str(run), "--epochs", "3", "--verbose", "0"]) == 0
@@ -55,7 +55,7 @@ def test_a_vae_run_logs_train_and_test_elbo(tmp_path, mnist_dir):
         "test/elbo",
         "test/kl",
         "speed/images_per_second",
-        "samples",
+        "sample_grid",
     } <= set(events)
 
 
