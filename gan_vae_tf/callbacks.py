@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -121,15 +122,22 @@ class TensorBoardLog(keras.callbacks.Callback):
         self._steps = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
+        self._steps = batch + 1  # Keras calls this once per execution of steps_per_execution
         self._last_step = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         import tensorflow as tf
 
-        step = epoch + 1
+        try:
+            self._write(epoch + 1, logs or {})
+        except tf.errors.OpError as e:  # a full disk, say: the run stops as for any write
+            raise OSError(f"TensorBoard events ({e.message})") from None
+
+    def _write(self, step: int, logs: dict) -> None:
+        import tensorflow as tf
+
         with self.writer.as_default(step=step):
-            for key, value in sorted((logs or {}).items()):
+            for key, value in sorted(logs.items()):
                 name = key[4:] if key.startswith("val_") else key
                 tag = f"{'test' if key.startswith('val_') else 'train'}/{name}"
                 tf.summary.scalar(tag, float(value), description=_DESCRIPTIONS.get(name))
@@ -150,7 +158,14 @@ class TensorBoardLog(keras.callbacks.Callback):
         self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        """Close the event file; a failure here is a warning, so it never hides the error that
+        ended the run."""
+        import tensorflow as tf
+
+        try:
+            self.writer.close()
+        except (OSError, tf.errors.OpError) as e:
+            warnings.warn(f"TensorBoard events may be incomplete: {e}", stacklevel=2)
 
 
 def event_files(folder: str | os.PathLike) -> list[Path]:

@@ -170,20 +170,30 @@ def outermost_missing(path: str | os.PathLike) -> Path | None:
     return missing
 
 
-def remove_failed_start(
-    run_dir: str | os.PathLike, created: Path | None, lock: RunLock | None
-) -> None:
+def remove_failed_start(run_dir: str | os.PathLike, created: Path | None, lock: RunLock) -> None:
     """A run that failed before writing its config (missing data, a batch too large, ...)
-    leaves nothing behind that its start made: `created` (the highest folder it made, see
-    `outermost_missing`) and the lock file, when the lock made it. A run that wrote its config
-    is kept whole, and so is anything that was there before."""
+    leaves nothing behind that its start made. `created` is the highest folder the start made
+    (see `outermost_missing`); call this while still holding the run's `lock`.
+
+    Only this run's own folder is removed whole; the parents the start made are removed only
+    while empty, so a run another process started beside it meanwhile is never touched. A run
+    that wrote its config is kept, and so is anything that was there before."""
     run = RunDir(run_dir)
-    if run.config.exists():
+    if created is None or run.config.exists():
         return
-    if created is not None:
-        shutil.rmtree(created, ignore_errors=True)
-    if lock is not None and lock.made_file:
-        run.lock.unlink(missing_ok=True)
+    if created == run.samples:  # the run folder was there before: only its samples/ is ours
+        shutil.rmtree(run.samples, ignore_errors=True)
+        if lock.made_file:
+            run.lock.unlink(missing_ok=True)
+        return
+    shutil.rmtree(run.path, ignore_errors=True)
+    for parent in run.path.parents:
+        if created not in (parent, *parent.parents):
+            break
+        try:
+            parent.rmdir()
+        except OSError:  # not empty: someone else's run is in it
+            break
 
 
 def prepare(out: str | os.PathLike | None, preset: str, overwrite: bool) -> RunDir:
@@ -199,7 +209,7 @@ def prepare(out: str | os.PathLike | None, preset: str, overwrite: bool) -> RunD
             )
         for path in (run.history, run.metrics, run.summary):
             path.unlink(missing_ok=True)
-        for folder in (run.checkpoint, run.checkpoint_old, run.checkpoint_tmp):
+        for folder in (run.checkpoint, run.checkpoint_old, run.checkpoint_tmp, run.tensorboard):
             shutil.rmtree(folder, ignore_errors=True)
         for png in run.samples.glob("*.png"):
             png.unlink()

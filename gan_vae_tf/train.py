@@ -370,6 +370,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = build_config(args)
         workers = distribute.cluster_size(cfg.train.strategy)
+        if workers > 1 and not (args.out or args.resume):
+            raise UserError(
+                "--strategy multiworker needs --out RUN_DIR, the same on every worker: "
+                "a timestamped default would differ from host to host"
+            )
         run_dir = Path(args.resume) if args.resume else rundir.new_path(args.out, cfg.preset)
         verbose = (
             args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else LINES)
@@ -409,9 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         if lock is not None:
+            if not args.resume:  # before the release, so no other process can own the folder
+                rundir.remove_failed_start(run_dir, created, lock)
             lock.release()
-        if run_dir is not None and not args.resume:
-            rundir.remove_failed_start(run_dir, created, lock)
     final = ", ".join(f"{k} {v:.4g}" for k, v in summary["final"].items())
     print(
         f"done: {summary['epochs']} epochs in {summary['seconds']:.1f} s "

@@ -74,11 +74,13 @@ def test_prepare_refuses_a_run_then_overwrite_removes_only_run_files(tmp_path):
     run.append_history({"epoch": 1})
     run.sample_png(1).write_bytes(b"png")
     run.checkpoint.mkdir()
+    run.tensorboard.mkdir()  # the old run's events would sit beside the new run's same steps
     (run.path / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="already holds a run"):
         rundir.prepare(run.path, "gan-mnist", overwrite=False)
     rundir.prepare(run.path, "gan-mnist", overwrite=True)
     assert not run.history.exists() and not run.checkpoint.exists()
+    assert not run.tensorboard.exists()
     assert run.sample_pngs() == [] and (run.path / "notes.txt").read_text() == "mine"
 
 
