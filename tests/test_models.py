@@ -173,6 +173,7 @@ def test_train_and_test_steps_are_traced_once_across_epochs(preset):
         data.pipeline(images, cfg, training=True),
         epochs=3,
         verbose=0,
+        shuffle=False,
         validation_data=data.pipeline(images[:20], cfg, training=False),
     )
     assert calls == {"train": 1, "test": 1}

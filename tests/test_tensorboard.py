@@ -90,6 +90,30 @@ def test_a_record_cut_short_by_a_kill_is_dropped(tmp_path):
     assert read_events(folder) == {"train/d_loss": [1]}
 
 
+class _FailingWriter:
+    """A summary writer whose every write and close fails as a full disk would."""
+
+    def as_default(self, step=None):
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    def close(self):
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+
+def test_a_failing_event_write_stops_the_run_as_a_storage_error(tmp_path):
+    log = callbacks.TensorBoardLog(tmp_path / "tb", 64, callbacks.HistoryCSV(tmp_path))
+    log.writer = _FailingWriter()
+    with pytest.raises(OSError, match="TensorBoard events .*No space left"):
+        log.on_epoch_end(0, {"d_loss": 0.5})
+
+
+def test_a_failing_close_only_warns_so_it_never_hides_the_error_that_ended_the_run(tmp_path):
+    log = callbacks.TensorBoardLog(tmp_path / "tb", 64, callbacks.HistoryCSV(tmp_path))
+    log.writer = _FailingWriter()
+    with pytest.warns(UserWarning, match="TensorBoard events may be incomplete"):
+        log.close()
+
+
 def test_serving_a_folder_that_does_not_exist_is_one_line_and_exit_2(tmp_path, capsys):
     from gan_vae_tf import board
 
