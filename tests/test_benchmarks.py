@@ -69,7 +69,13 @@ def test_time_budget_stops_a_real_fit_before_its_epochs_end():
     cb = TimeBudget(
         1e-9, 1.0, lambda m: {"mean": float(np.mean(m.sample(2)))}, batch_size=cfg.train.batch_size
     )
-    model.fit(data.pipeline(images, cfg, training=True), epochs=50, callbacks=[cb], verbose=0)
+    model.fit(
+        data.pipeline(images, cfg, training=True),
+        epochs=50,
+        callbacks=[cb],
+        verbose=0,
+        shuffle=False,
+    )
     assert cb.steps == 1
     assert len(cb.points) == 2 and 0.0 <= cb.points[-1]["mean"] <= 1.0
 
@@ -122,7 +128,7 @@ def test_profiling_real_train_steps_finds_their_convolutions(tmp_path):
     cfg = tiny_config("gan-mnist")
     model = models.build(cfg)
     ds = data.pipeline(data.synthetic(64).train, cfg, training=True).repeat()
-    model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
+    model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
     s = profiling.profile_fit(model, ds, steps=3, logdir=tmp_path)
     assert s["categories"]["convolutions"] > 0.0
     assert abs(sum(s["categories"].values()) - 1.0) < 1e-9
