@@ -181,8 +181,8 @@ def remove_failed_start(run_dir: str | os.PathLike, created: Path | None, lock: 
     run = RunDir(run_dir)
     if created is None or run.config.exists():
         return
-    if created == run.samples:  # the run folder was there before: only its samples/ is ours
-        shutil.rmtree(run.samples, ignore_errors=True)
+    if run.path in created.parents:  # the run folder was there before: only what is in it
+        shutil.rmtree(created, ignore_errors=True)
         if lock.made_file:
             run.lock.unlink(missing_ok=True)
         return

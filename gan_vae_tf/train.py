@@ -245,9 +245,8 @@ def _train(
     grid = callbacks.SampleGrid(run_dir, render)
     if resume:
         callbacks.truncate_events(run.tensorboard, start.epoch)
-    board = callbacks.TensorBoardLog(
-        run.tensorboard, order.steps * cfg.train.batch_size, rows, grid
-    )
+    images_per_epoch = order.steps * cfg.train.batch_size
+    board = callbacks.TensorBoardLog(run.tensorboard, images_per_epoch, rows, grid)
     cbs = [callbacks.NonFiniteGuard(), grid, rows, board, saver]
     progress = None
     if verbose == LINES:
@@ -299,14 +298,11 @@ def _train(
         board.close()
     history = run.read_history()
     seconds = float(sum(history["seconds"]))
-    steps = cfg.train.steps_per_epoch or len(dataset.train) // cfg.train.batch_size
     summary = {
         "epochs": len(history["epoch"]),
         "seconds": round(seconds, 2),
         "seconds_per_epoch": round(seconds / len(history["epoch"]), 2),
-        "images_per_second": round(
-            steps * cfg.train.batch_size * len(history["epoch"]) / seconds, 1
-        ),
+        "images_per_second": round(images_per_epoch * len(history["epoch"]) / seconds, 1),
         "precision": policy,
         "final": {k: v[-1] for k, v in history.items() if k not in ("epoch", "seconds")},
     }

@@ -28,6 +28,9 @@ def test_tiny_run_writes_pngs_history_models_and_metrics(tmp_path, mnist_dir, pr
     assert expected <= set(rows[0])
     assert (run / "loss_curves.png").stat().st_size > 1000
     assert all((run / f).is_file() for f in ("model.keras", "config.json", "summary.json"))
+    summary = json.loads((run / "summary.json").read_text())
+    images = 2 * (96 // 16) * 16  # 2 epochs of the 96 digits' full batches of 16
+    assert summary["images_per_second"] == pytest.approx(images / summary["seconds"], rel=0.01)
     recorded = json.loads((run / "config.json").read_text())
     assert recorded["run"]["data"]["train_images"] == 96 and recorded["run"]["data"][
         "source"
