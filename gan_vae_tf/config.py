@@ -49,6 +49,9 @@ class GANConfig:
     label_smoothing: float = (
         0.0  # one-sided: the discriminator's target for real images is 1 - this
     )
+    r1_gamma: float = 0.0  # R1 penalty on the discriminator's gradient at real images; 0: none
+    alternating: bool = False  # update D first, then G against the updated D (else simultaneous)
+    disc_spectral_norm: bool = False  # spectral normalization of every discriminator layer
     ema_decay: float = 0.0  # generator EMA; 0 keeps none
     sample_with_ema: bool = True  # PNGs, evaluate and report sample the EMA generator when kept
 
@@ -309,6 +312,8 @@ def validate(cfg: Config) -> Config:
     g = cfg.gan
     if not 0.0 <= g.ema_decay < 1.0:
         raise UserError(f"gan.ema_decay must be in [0, 1), got {g.ema_decay}")
+    if not g.r1_gamma >= 0.0:
+        raise UserError(f"gan.r1_gamma must be >= 0, got {g.r1_gamma}")
     if not 0.0 <= g.label_smoothing < 1.0:
         raise UserError(f"gan.label_smoothing must be in [0, 1), got {g.label_smoothing}")
     for name, value in (

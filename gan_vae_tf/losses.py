@@ -39,6 +39,12 @@ def generator_loss(fake_logits):
     return ops.mean(_bce(ops.ones_like(fake_logits), fake_logits))
 
 
+def gradient_penalty(grads):
+    """Mean over images of the squared L2 norm of `grads` (R1: the discriminator's gradient at
+    real images; the caller weighs it by gamma / 2)."""
+    return ops.mean(_sum_per_image(ops.square(_f32(grads))))
+
+
 def bernoulli_log_prob(x, logits):
     """log p(x | logits) summed over pixels, for binary x."""
     return -_sum_per_image(_bce(x, logits))

@@ -195,9 +195,13 @@ class DCGAN(_CustomTrainer):
         ema_decay: float = 0.0,
         label_smoothing: float = 0.0,
         generator_ema: keras.Model | None = None,
+        r1_gamma: float = 0.0,
+        alternating: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.r1_gamma = float(r1_gamma)
+        self.alternating = bool(alternating)
         self.generator = generator
         self.discriminator = discriminator
         self.noise_dim = int(generator.input_shape[-1])
@@ -234,7 +238,12 @@ class DCGAN(_CustomTrainer):
         from gan_vae_tf import networks
 
         gan, nets = cfg.gan, (networks.generator(cfg, policy), networks.discriminator(cfg, policy))
-        options = dict(ema_decay=gan.ema_decay, label_smoothing=gan.label_smoothing)
+        options = dict(
+            ema_decay=gan.ema_decay,
+            label_smoothing=gan.label_smoothing,
+            r1_gamma=gan.r1_gamma,
+            alternating=gan.alternating,
+        )
         model = cls(*nets, seed=cfg.train.seed, name="dcgan", **options)
         model.sample_with_ema = model.generator_ema is not None and cfg.gan.sample_with_ema
         return model
@@ -273,22 +282,49 @@ class DCGAN(_CustomTrainer):
         for average, weight in zip(self.generator_ema.weights, self.generator.weights, strict=True):
             average.assign(decay * average + (1.0 - decay) * ops.cast(weight, average.dtype))
 
-    def train_step(self, real):
-        noise = self.sample_noise(ops.shape(real)[0])
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = self.generator(noise, training=True)
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
-            d_loss = losses.discriminator_loss(
-                real_logits, fake_logits, real_label=1.0 - self.label_smoothing
-            )
-            g_loss = losses.generator_loss(fake_logits)
-            g_scaled = _scaled(self.g_optimizer, g_loss)
-            d_scaled = _scaled(self.d_optimizer, d_loss)
-        self._count_skips(
-            _apply(g_tape, g_scaled, self.g_optimizer, self.generator.trainable_variables),
-            _apply(d_tape, d_scaled, self.d_optimizer, self.discriminator.trainable_variables),
+    def _discriminator_loss(self, real, fake):
+        """(loss, real logits, fake logits) of the discriminator on one real and one generated
+        batch, the R1 penalty included when `r1_gamma` > 0: gamma / 2 times the squared norm of
+        D's gradient at the real images, taken with an inner tape so that the caller's tape
+        differentiates it too."""
+        if self.r1_gamma:
+            real = ops.cast(real, "float32")
+            with tf.GradientTape() as tape:
+                tape.watch(real)
+                real_logits = self.discriminator(real, training=True)
+                total = ops.sum(real_logits)
+            penalty = losses.gradient_penalty(tape.gradient(total, real))
+        else:
+            real_logits, penalty = self.discriminator(real, training=True), 0.0
+        fake_logits = self.discriminator(fake, training=True)
+        loss = losses.discriminator_loss(
+            real_logits, fake_logits, real_label=1.0 - self.label_smoothing
         )
+        return loss + 0.5 * self.r1_gamma * penalty, real_logits, fake_logits
+
+    def train_step(self, real):
+        """One update of each network from one generated batch. Simultaneous: both losses come
+        from the same discriminator pass. Alternating: the discriminator is updated first and
+        the generator's loss is taken from the updated discriminator (one more pass over the
+        fakes, no second generator pass)."""
+        noise = self.sample_noise(ops.shape(real)[0])
+        with tf.GradientTape() as g_tape:
+            fake = self.generator(noise, training=True)
+            with tf.GradientTape() as d_tape:
+                d_loss, real_logits, fake_logits = self._discriminator_loss(real, fake)
+                d_scaled = _scaled(self.d_optimizer, d_loss)
+            d_variables = self.discriminator.trainable_variables
+            if self.alternating:
+                with g_tape.stop_recording():
+                    d_skipped = _apply(d_tape, d_scaled, self.d_optimizer, d_variables)
+                g_loss = losses.generator_loss(self.discriminator(fake, training=True))
+            else:
+                g_loss = losses.generator_loss(fake_logits)
+            g_scaled = _scaled(self.g_optimizer, g_loss)
+        g_skipped = _apply(g_tape, g_scaled, self.g_optimizer, self.generator.trainable_variables)
+        if not self.alternating:
+            d_skipped = _apply(d_tape, d_scaled, self.d_optimizer, d_variables)
+        self._count_skips(g_skipped, d_skipped)
         if self.generator_ema is not None:
             self._update_ema()
         return self._track(d_loss, g_loss, real_logits, fake_logits)
@@ -328,6 +364,8 @@ class DCGAN(_CustomTrainer):
             "seed": self.seed,
             "ema_decay": self.ema_decay,
             "label_smoothing": self.label_smoothing,
+            "r1_gamma": self.r1_gamma,
+            "alternating": self.alternating,
         }
 
 

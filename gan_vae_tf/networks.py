@@ -59,16 +59,22 @@ def discriminator(cfg: Config, policy: str = "float32") -> keras.Sequential:
     DCGAN-64's final 4x4 valid convolution over a 4x4 map equals this Flatten + Dense(1).
     """
     g = cfg.gan
+
+    def weighted(layer: layers.Layer) -> layers.Layer:
+        return layers.SpectralNormalization(layer, dtype=policy) if g.disc_spectral_norm else layer
+
     stack: list = [keras.Input(cfg.image_shape)]
     for i, width in enumerate(g.disc_widths):
         stack.append(
-            layers.Conv2D(
-                width,
-                g.kernel_size,
-                2,
-                padding="same",
-                use_bias=not (g.disc_batchnorm and i > 0),
-                dtype=policy,
+            weighted(
+                layers.Conv2D(
+                    width,
+                    g.kernel_size,
+                    2,
+                    padding="same",
+                    use_bias=not (g.disc_batchnorm and i > 0),
+                    dtype=policy,
+                )
             )
         )
         if g.disc_batchnorm and i > 0:
@@ -76,7 +82,7 @@ def discriminator(cfg: Config, policy: str = "float32") -> keras.Sequential:
         stack.append(layers.LeakyReLU(negative_slope=g.leaky_slope, dtype=policy))
         if g.disc_dropout:
             stack.append(layers.Dropout(g.disc_dropout, dtype=policy))
-    stack += [layers.Flatten(dtype=policy), layers.Dense(1, dtype="float32")]
+    stack += [layers.Flatten(dtype=policy), weighted(layers.Dense(1, dtype="float32"))]
     return keras.Sequential(stack, name="discriminator")
 
 

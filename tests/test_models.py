@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_vae_tf import config, data, losses, models
+from gan_vae_tf import config, data, losses, models, networks
 from gan_vae_tf.layers import Reparameterize
 from helpers import TINY, tiny_config
 
@@ -283,3 +283,88 @@ def test_a_run_config_can_sample_the_raw_generator_although_an_ema_is_kept():
     cfg = replace(cfg, gan=replace(cfg.gan, ema_decay=0.9, sample_with_ema=False))
     model = models.build(cfg)
     assert model.generator_ema is not None and model.sampler is model.generator
+
+
+def _linear_gan(**options):
+    """A tiny generator and a linear discriminator D(x) = w.x + b, trained with plain SGD: the
+    R1 penalty and both update orders have closed forms for it."""
+    cfg = tiny_config("gan-mnist")
+    generator = networks.generator(cfg)
+    discriminator = keras.Sequential(
+        [keras.Input(cfg.image_shape), keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
+    model = models.DCGAN(generator, discriminator, seed=0, **options)
+    model.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
+    real = next(iter(_batches(cfg)))
+    return model, real
+
+
+def test_r1_penalty_is_half_gamma_times_the_squared_gradient_norm_at_real_images():
+    plain, real = _linear_gan()
+    penalized, _ = _linear_gan(r1_gamma=4.0)
+    penalized.set_weights(plain.get_weights())
+    fake = plain.generator(plain.sample_noise(8), training=True)
+    w = plain.discriminator.layers[-1].kernel.numpy()
+    without, *_ = plain._discriminator_loss(real, fake)
+    with_r1, *_ = penalized._discriminator_loss(real, fake)
+    # The gradient of w.x + b with respect to x is w for every image.
+    assert float(with_r1 - without) == pytest.approx(0.5 * 4.0 * np.sum(w**2), rel=1e-5)
+
+
+def test_r1_moves_the_discriminator_weights_by_its_own_gradient_gamma_w():
+    plain, real = _linear_gan()
+    penalized, _ = _linear_gan(r1_gamma=2.0)
+    penalized.set_weights(plain.get_weights())
+    w = plain.discriminator.layers[-1].kernel.numpy().copy()
+    for model in (plain, penalized):
+        model.seed_generator.state.assign([0, 0])
+        model.train_step(real)
+    moved = penalized.discriminator.layers[-1].kernel.numpy()
+    # d/dw of (gamma / 2) |w|^2 is gamma w; SGD at 0.1 subtracts 0.1 of it.
+    expected = plain.discriminator.layers[-1].kernel.numpy() - 0.1 * 2.0 * w
+    np.testing.assert_allclose(moved, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("alternating", [False, True])
+def test_the_generator_learns_from_the_old_or_the_updated_discriminator(alternating):
+    """Simultaneous updates differentiate the generator's loss through the discriminator as it
+    was before the step; alternating ones through the discriminator after its update."""
+    model, real = _linear_gan(alternating=alternating)
+    start = [v.numpy().copy() for v in model.generator.trainable_variables]
+    d_before = [v.numpy().copy() for v in model.discriminator.weights]
+    state = model.seed_generator.state.numpy().copy()
+    model.train_step(real)
+    d_after = [v.numpy().copy() for v in model.discriminator.weights]
+    assert not all(np.allclose(a, b) for a, b in zip(d_before, d_after, strict=True))
+
+    trained_g = [v.numpy().copy() for v in model.generator.trainable_variables]
+    for var, value in zip(model.generator.trainable_variables, start, strict=True):
+        var.assign(value)
+    model.discriminator.set_weights(d_after if alternating else d_before)
+    model.seed_generator.state.assign(state)
+    with tf.GradientTape() as tape:
+        fake = model.generator(model.sample_noise(real.shape[0]), training=True)
+        loss = losses.generator_loss(model.discriminator(fake, training=True))
+    grads = tape.gradient(loss, model.generator.trainable_variables)
+    for got, value, grad in zip(trained_g, start, grads, strict=True):
+        np.testing.assert_allclose(got, value - 0.1 * grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_spectral_normalization_wraps_every_discriminator_layer_with_weights():
+    cfg = config.override(tiny_config("gan-mnist"), ["gan.disc_spectral_norm=true"])
+    net = networks.discriminator(cfg)
+    weighted = [layer for layer in net.layers if layer.weights]
+    assert weighted and all(isinstance(x, keras.layers.SpectralNormalization) for x in weighted)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
+def test_r1_and_alternating_updates_train_under_every_precision(precision):
+    sets = ["gan.r1_gamma=1.0", "gan.alternating=true", "gan.disc_spectral_norm=true"]
+    cfg = config.override(tiny_config("gan-mnist"), sets)
+    model = models.build(cfg, precision)
+    before = [w.numpy().copy() for w in model.discriminator.trainable_weights]
+    for batch in list(_batches(cfg))[:3]:
+        logs = model.train_step(batch)
+    assert all(np.isfinite(float(v)) and v.dtype == "float32" for v in logs.values())
+    after = model.discriminator.trainable_weights
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(before, after, strict=True))
