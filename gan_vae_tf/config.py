@@ -78,6 +78,7 @@ class TrainConfig:
     batch_size: int = 256
     learning_rate: float = 1e-4
     beta_1: float = 0.9
+    beta_2: float = 0.999
     seed: int = 0
     precision: str = "auto"
     steps_per_execution: int = 1
@@ -300,6 +301,9 @@ def validate(cfg: Config) -> Config:
     ):
         if value is None or value <= 0:
             raise UserError(f"{name} must be a positive integer, got {value}")
+    for name, value in (("beta_1", t.beta_1), ("beta_2", t.beta_2)):
+        if not 0.0 <= value < 1.0:
+            raise UserError(f"train.{name} must be in [0, 1), got {value}")
     if t.seed < 0:
         raise UserError(f"seed must be a non-negative integer, got {t.seed}")
     if not t.checkpoint_every >= 0:

@@ -16,8 +16,10 @@ from gan_vae_tf import losses
 from gan_vae_tf.layers import Reparameterize
 
 
-def adam(learning_rate: float, beta_1: float = 0.9) -> keras.optimizers.Optimizer:
-    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1)
+def adam(
+    learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999
+) -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
 
 
 def _scaled(optimizer, loss):
@@ -253,8 +255,8 @@ class DCGAN(_CustomTrainer):
         """Adam for both networks; the discriminator's learning rate may differ (TTUR)."""
         t, d_lr = cfg.train, cfg.gan.disc_learning_rate
         return {
-            "g_optimizer": adam(t.learning_rate, t.beta_1),
-            "d_optimizer": adam(t.learning_rate if d_lr is None else d_lr, t.beta_1),
+            "g_optimizer": adam(t.learning_rate, t.beta_1, t.beta_2),
+            "d_optimizer": adam(t.learning_rate if d_lr is None else d_lr, t.beta_1, t.beta_2),
         }
 
     @property
@@ -452,7 +454,8 @@ class VAE(_CustomTrainer):
 
     @staticmethod
     def run_optimizers(cfg) -> dict[str, keras.optimizers.Optimizer]:
-        return {"vae_optimizer": adam(cfg.train.learning_rate, cfg.train.beta_1)}
+        t = cfg.train
+        return {"vae_optimizer": adam(t.learning_rate, t.beta_1, t.beta_2)}
 
     def encode(self, x, training: bool = False):
         stats = ops.cast(self.encoder(x, training=training), "float32")

@@ -79,6 +79,9 @@ def test_set_overrides_typed_values():
         ("gan-mnist", "gan.label_smoothing=-0.1", "label_smoothing"),
         ("gan-mnist", "train.steps_per_epoch=0", "steps per epoch"),
         ("gan-mnist", "gan.disc_learning_rate=0", "disc_learning_rate"),
+        ("gan-mnist", "gan.r1_gamma=-1", "r1_gamma"),
+        ("gan-mnist", "train.beta_1=1.0", "beta_1"),
+        ("vae-mnist", "train.beta_2=-0.5", "beta_2"),
     ],
 )
 def test_bad_or_out_of_range_overrides_are_one_line_errors(preset, item, message):

@@ -368,3 +368,12 @@ def test_r1_and_alternating_updates_train_under_every_precision(precision):
     assert all(np.isfinite(float(v)) and v.dtype == "float32" for v in logs.values())
     after = model.discriminator.trainable_weights
     assert any(not np.allclose(a, b.numpy()) for a, b in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
+def test_run_optimizers_take_learning_rate_and_both_betas_from_the_config(preset):
+    sets = ["train.learning_rate=3e-3", "train.beta_1=0.0", "train.beta_2=0.95"]
+    model = models.build(config.override(tiny_config(preset), sets))
+    for opt in model.optimizers().values():
+        assert float(opt.learning_rate) == pytest.approx(3e-3)
+        assert (float(opt.beta_1), float(opt.beta_2)) == pytest.approx((0.0, 0.95))
