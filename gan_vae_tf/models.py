@@ -148,7 +148,7 @@ class _CustomTrainer(keras.Model):
             self.trackers["skipped_steps"].update_state(sum(skipped))
 
 
-def _copy_network(net: keras.Model, name: str) -> keras.Model:
+def copy_network(net: keras.Model, name: str) -> keras.Model:
     """A new network of the same layers, dtype policies and current weights."""
     config = dict(net.get_config(), name=name)
     copy = net.__class__.from_config(config)
@@ -212,7 +212,7 @@ class DCGAN(_CustomTrainer):
         self.ema_decay = float(ema_decay)
         self.label_smoothing = float(label_smoothing)
         if self.ema_decay and generator_ema is None:
-            generator_ema = _copy_network(generator, "generator_ema")
+            generator_ema = copy_network(generator, "generator_ema")
         self.generator_ema = generator_ema if self.ema_decay else None
         if self.generator_ema is not None:
             self.generator_ema.trainable = False  # moved by _update_ema, never by an optimizer

@@ -132,3 +132,18 @@ def test_profiling_real_train_steps_finds_their_convolutions(tmp_path):
     s = profiling.profile_fit(model, ds, steps=3, logdir=tmp_path)
     assert s["categories"]["convolutions"] > 0.0
     assert abs(sum(s["categories"].values()) - 1.0) < 1e-9
+
+
+def test_bench_steps_extra_average_at_the_models_decay_matches_the_models_own_ema():
+    from dataclasses import replace
+
+    from benchmarks.bench_steps import extra_averages
+
+    cfg = tiny_config("gan-mnist", learning_rate=0.02)
+    model = models.build(replace(cfg, gan=replace(cfg.gan, ema_decay=0.9)))
+    [(_, copy)], callback = extra_averages(model, [0.9])
+    images = data.pipeline(data.synthetic(40).train, cfg, training=True)
+    model.fit(images, epochs=2, verbose=0, shuffle=False, callbacks=[callback])
+    for a, b in zip(copy.weights, model.generator_ema.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(copy.weights[0].numpy(), model.generator.weights[0].numpy())
