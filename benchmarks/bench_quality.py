@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import cpu_name
+from benchmarks.common import TimeBudget, cpu_name
 from gan_vae_tf import console
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,48 +60,6 @@ def parse_arm(text: str) -> tuple[str, list[str]]:
     return preset, sets
 
 
-class Budget:
-    """Wall-clock training budget with probes every `every` seconds; probe time is not charged.
-
-    Used as a Keras callback: the clock starts when `fit()` starts (tracing is charged), the
-    first probe runs before the first step, the last when the budget is spent.
-    """
-
-    def __init__(self, budget: float, every: float, probe, batch_size: int):
-        import keras
-
-        class _Callback(keras.callbacks.Callback):
-            def on_train_begin(cb, logs=None):
-                self.start = time.perf_counter()
-                self._record(cb.model, 0.0)
-
-            def on_train_batch_end(cb, batch, logs=None):
-                self.steps += 1
-                spent = time.perf_counter() - self.start - self.uncharged
-                if spent >= self.next_probe or spent >= self.budget:
-                    self._record(cb.model, spent)
-                    while self.next_probe <= spent:
-                        self.next_probe += self.every
-                if spent >= self.budget:
-                    cb.model.stop_training = True
-
-        self.budget, self.every, self.probe, self.batch_size = budget, every, probe, batch_size
-        self.callback = _Callback()
-        self.points: list[dict] = []
-        self.steps, self.uncharged, self.next_probe, self.start = 0, 0.0, every, 0.0
-
-    def _record(self, model, spent: float) -> None:
-        paused = time.perf_counter()
-        point = {
-            "train_seconds": round(spent, 2),
-            "steps": self.steps,
-            "images_seen": self.steps * self.batch_size,
-            **self.probe(model, spent, self.steps),
-        }
-        self.points.append(point)
-        self.uncharged += time.perf_counter() - paused
-
-
 def reached(points: list[dict], key: str, op: str, value: float) -> float | None:
     """Training seconds of the first probe that meets `key op value`, None if none does."""
     for p in points:
@@ -110,7 +68,7 @@ def reached(points: list[dict], key: str, op: str, value: float) -> float | None
     return None
 
 
-def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path) -> dict:
+def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: float) -> dict:
     from dataclasses import replace
 
     import keras
@@ -148,11 +106,10 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path) -> dict:
         )
         return point
 
-    budget = Budget(args.minutes * 60, args.every, probe, cfg.train.batch_size)
+    budget = TimeBudget(minutes * 60, args.every, probe, cfg.train.batch_size)
     ds = data.pipeline(dataset.train, cfg, training=True)
     print(
-        f"{arm}: precision {policy} ({why}), batch {cfg.train.batch_size}, "
-        f"budget {args.minutes:g} min",
+        f"{arm}: precision {policy} ({why}), batch {cfg.train.batch_size}, budget {minutes:g} min",
         flush=True,
     )
     wall = time.perf_counter()
@@ -160,7 +117,7 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path) -> dict:
         ds.repeat(),
         epochs=1,
         steps_per_epoch=10**9,
-        callbacks=[budget.callback],
+        callbacks=[budget],
         verbose=0,
         shuffle=False,
     )
@@ -170,6 +127,7 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path) -> dict:
         "overrides": sets,
         "precision": policy,
         "batch_size": cfg.train.batch_size,
+        "budget_minutes": minutes,
         "points": budget.points,
         "wall_seconds_including_scoring": round(time.perf_counter() - wall, 1),
         "grids": str(folder.relative_to(grids.parent)),
@@ -204,9 +162,9 @@ def make_scorer(suite: str, dataset, num: int):
     return score, floor, {"images_per_score": n}
 
 
-def thresholds_table(
-    suite: str, arms: list[dict], floor: dict, budget_min: float
-) -> tuple[list, str]:
+def thresholds_table(suite: str, arms: list[dict], floor: dict) -> tuple[list, str]:
+    """Minutes each arm took to reach each threshold, and the first arm's time over the last's:
+    a lower bound ("> ") when the first arm never got there, counted as its whole budget."""
     rows, lines = [], []
     names = [a["arm"] for a in arms]
     lines += [
@@ -225,11 +183,12 @@ def thresholds_table(
         )
         times = [reached(a["points"], key, op, target) for a in arms]
         cells = [
-            f"{t / 60:.1f}" if t is not None else f"> {budget_min:g} (not reached)" for t in times
+            f"{t / 60:.1f}" if t is not None else f"> {a['budget_minutes']:g} (not reached)"
+            for t, a in zip(times, arms, strict=True)
         ]
         ratio = None
         if len(arms) > 1 and times[-1] is not None:
-            first = times[0] if times[0] is not None else budget_min * 60
+            first = times[0] if times[0] is not None else arms[0]["budget_minutes"] * 60
             ratio = first / max(times[-1], 1e-9)
             cells.append(("" if times[0] is not None else "> ") + f"{ratio:.1f}x")
         elif len(arms) > 1:
@@ -331,10 +290,11 @@ def compare_grids(
 def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [
-        f"Suite {r['suite']}: each arm trained for {r['budget_minutes']:g} minutes on "
-        f"{m['cpu']} ({m['cores']} cores), one arm at a time, scored every "
-        f"{r['every_seconds']:g} s on {r['extra']['images_per_score']} generated images "
-        f"against as many held-out real ones (scoring time not charged).",
+        f"Suite {r['suite']}: arms trained for "
+        + ", ".join(f"{a['budget_minutes']:g}" for a in r["arms"])
+        + f" minutes on {m['cpu']} ({m['cores']} cores), one arm at a time, scored every "
+        + f"{r['every_seconds']:g} s on {r['extra']['images_per_score']} generated images "
+        + "against as many held-out real ones (scoring time not charged).",
         "",
     ]
     lines += [r["thresholds_markdown"], ""]
@@ -342,7 +302,8 @@ def markdown(r: dict) -> str:
     for a in r["arms"]:
         cols = keys + [f"raw_{k}" for k in keys if f"raw_{k}" in a["points"][-1]]
         lines += [
-            f"**{a['arm']}** ({a['precision']}, batch {a['batch_size']})"
+            f"**{a['arm']}** ({a['precision']}, batch {a['batch_size']}, "
+            f"{a['budget_minutes']:g} minutes)"
             + (
                 "; raw_* columns: the raw generator of the same run, without its EMA"
                 if len(cols) > len(keys)
@@ -367,6 +328,39 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
+def write_results(suite, results, floor, extra, dataset, args, minutes, out, name) -> dict:
+    """quality-<suite>.{json,md,png} and the side-by-side grids of the arms finished so far."""
+    rows, table = thresholds_table(suite, results, floor)
+    result = {
+        "suite": suite,
+        "machine": {
+            "cpu": cpu_name(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "data": dataset.source,
+        "train_images": len(dataset.train),
+        "budget_minutes": minutes,
+        "every_seconds": args.every,
+        "floor": floor,
+        "extra": extra,
+        "thresholds": rows,
+        "thresholds_markdown": table,
+        "arms": results,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{name}.md").write_text(markdown(result))
+    title = (
+        f"{suite}: {result['machine']['cpu']} ({result['machine']['cores']} cores), "
+        f"{extra['images_per_score']} samples per point, scoring not charged"
+    )
+    curves(suite, results, floor, out / f"{name}.png", title)
+    marks = sorted({1.0, minutes / 2, minutes})
+    compare_grids(suite, results, out / f"{name}-grids", marks, out / f"{name}-grids.png", title)
+    return result
+
+
 def main(argv=None) -> int:
     console.setup()  # TensorFlow's start-up and grappler chatter stays off the output
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -378,6 +372,12 @@ def main(argv=None) -> int:
         "default: the suite's report preset and default preset",
     )
     p.add_argument("--minutes", type=float, help="training budget per arm (mnist 10, anime 30)")
+    p.add_argument(
+        "--baseline-minutes",
+        type=float,
+        help="a longer budget for the first arm (the baseline the ratio divides), so that its "
+        "time to a threshold is measured instead of bounded by --minutes",
+    )
     p.add_argument("--every", type=float, default=60.0, help="seconds of training between scores")
     p.add_argument("--num", type=int, help="generated images per score (mnist 2000, anime 1000)")
     p.add_argument("--precision", help="override every arm's precision (default: the preset's)")
@@ -386,6 +386,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(ROOT / "experiments" / "bench"))
     p.add_argument("--tag", default="", help="suffix of the output names (for ablations)")
     args = p.parse_args(argv)
+    for flag in ("minutes", "baseline_minutes", "every"):
+        if getattr(args, flag) is not None and getattr(args, flag) <= 0:
+            p.error(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
 
     from dataclasses import replace
 
@@ -420,35 +423,12 @@ def main(argv=None) -> int:
         out = Path(args.out)
         name = f"quality-{suite}{args.tag}"
         grids = out / f"{name}-grids"
-        results = [run_arm(arm, suite, dataset, scorer, run_args, grids) for arm in arms]
-        rows, table = thresholds_table(suite, results, floor, minutes)
-        result = {
-            "suite": suite,
-            "machine": {
-                "cpu": cpu_name(),
-                "cores": os.cpu_count(),
-                "python": platform.python_version(),
-            },
-            "data": dataset.source,
-            "train_images": len(dataset.train),
-            "budget_minutes": minutes,
-            "every_seconds": args.every,
-            "floor": floor,
-            "extra": extra,
-            "thresholds": rows,
-            "thresholds_markdown": table,
-            "arms": results,
-        }
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-        (out / f"{name}.md").write_text(markdown(result))
-        title = (
-            f"{suite}: {result['machine']['cpu']} ({result['machine']['cores']} cores), "
-            f"{num} samples per point, scoring not charged"
-        )
-        curves(suite, results, floor, out / f"{name}.png", title)
-        marks = [m for m in (1.0, minutes / 2, minutes) if m <= minutes]
-        compare_grids(suite, results, grids, sorted(set(marks)), out / f"{name}-grids.png", title)
+        results: list[dict] = []
+        for i, arm in enumerate(arms):
+            arm_minutes = (args.baseline_minutes or minutes) if i == 0 else minutes
+            results.append(run_arm(arm, suite, dataset, scorer, run_args, grids, arm_minutes))
+            # Written after every arm, so a run that dies later keeps the arms it finished.
+            result = write_results(suite, results, floor, extra, dataset, args, minutes, out, name)
         print(markdown(result), flush=True)
     return 0
 

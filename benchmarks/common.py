@@ -71,7 +71,8 @@ def cpu_name() -> str:
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Trains for a wall-clock budget and calls `probe(model)` every `every` seconds of it.
+    """Trains for a wall-clock budget and calls `probe(model, seconds, steps)` every `every`
+    seconds of it.
 
     Probe time (sampling, scoring) is not charged to the budget, so the curve of probe results
     against `train_seconds` reads as quality per second of training. The first probe runs before
@@ -82,7 +83,7 @@ class TimeBudget(keras.callbacks.Callback):
         self,
         budget: float,
         every: float,
-        probe: Callable[[keras.Model], dict],
+        probe: Callable[[keras.Model, float, int], dict],
         batch_size: int,
         clock: Callable[[], float] = time.perf_counter,
     ):
@@ -115,11 +116,12 @@ class TimeBudget(keras.callbacks.Callback):
 
     def _record(self, spent: float) -> None:
         paused = self.clock()
+        spent = round(spent, 2)
         point = {
             "train_seconds": spent,
             "steps": self.steps,
             "images_seen": self.steps * self.batch_size,
-            **self.probe(self.model),
+            **self.probe(self.model, spent, self.steps),
         }
         self.points.append(point)
         self.uncharged += self.clock() - paused

@@ -29,9 +29,9 @@ def drive(
 ):
     clock = FakeClock()
 
-    def probe(model) -> dict:
+    def probe(model, spent, steps) -> dict:
         clock.now += probe_seconds
-        return {"score": clock.now}
+        return {"score": clock.now, "told": (spent, steps)}
 
     cb = TimeBudget(budget, every, probe, batch_size=4, clock=clock)
     cb.set_model(FakeModel())
@@ -49,6 +49,7 @@ def test_time_budget_probes_on_schedule_and_stops_when_spent():
     assert [p["train_seconds"] for p in cb.points] == [0.0, 3.0, 6.0, 9.0, 10.0]
     assert cb.steps == 10 and cb.points[-1]["images_seen"] == 40
     assert cb.model.stop_training
+    assert all(p["told"] == (p["train_seconds"], p["steps"]) for p in cb.points)
 
 
 def test_time_budget_does_not_charge_probe_time_to_training():
@@ -59,7 +60,7 @@ def test_time_budget_does_not_charge_probe_time_to_training():
 
 def test_time_budget_rejects_a_non_positive_budget():
     with pytest.raises(ValueError, match="positive"):
-        TimeBudget(0, 1.0, lambda m: {}, batch_size=1)
+        TimeBudget(0, 1.0, lambda m, s, n: {}, batch_size=1)
 
 
 def test_time_budget_stops_a_real_fit_before_its_epochs_end():
@@ -67,7 +68,10 @@ def test_time_budget_stops_a_real_fit_before_its_epochs_end():
     model = models.build(cfg)
     images = data.synthetic(64).train
     cb = TimeBudget(
-        1e-9, 1.0, lambda m: {"mean": float(np.mean(m.sample(2)))}, batch_size=cfg.train.batch_size
+        1e-9,
+        1.0,
+        lambda m, s, n: {"mean": float(np.mean(m.sample(2)))},
+        batch_size=cfg.train.batch_size,
     )
     model.fit(
         data.pipeline(images, cfg, training=True),
@@ -147,3 +151,35 @@ def test_bench_steps_extra_average_at_the_models_decay_matches_the_models_own_em
     for a, b in zip(copy.weights, model.generator_ema.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
     assert not np.allclose(copy.weights[0].numpy(), model.generator.weights[0].numpy())
+
+
+def quality_arm(name: str, minutes: float, scores: list[float]) -> dict:
+    """An arm scored once a minute, as bench_quality records it."""
+    points = [
+        {"train_seconds": 60.0 * i, "classifier_score": c, "fid": 100.0 / (1 + c)}
+        for i, c in enumerate(scores)
+    ]
+    return {"arm": name, "budget_minutes": minutes, "points": points}
+
+
+def test_quality_ratio_is_a_lower_bound_over_the_baselines_own_longer_budget():
+    from benchmarks.bench_quality import thresholds_table
+
+    baseline = quality_arm("report", 60.0, [1.0] * 61)
+    default = quality_arm("default", 10.0, [1.0, 7.0, 8.5, 9.5] + [9.5] * 7)
+    rows, table = thresholds_table("mnist", [baseline, default], {"fid": 2.0})
+    score8 = rows[0]
+    assert score8["seconds"] == [None, 120.0]
+    assert score8["ratio"] == 30.0 and score8["ratio_is_lower_bound"]
+    assert "> 60 (not reached)" in table and "> 30.0x" in table
+
+
+def test_quality_ratio_is_measured_when_the_baseline_gets_there():
+    from benchmarks.bench_quality import thresholds_table
+
+    baseline = quality_arm("report", 60.0, [1.0] * 40 + [8.2] * 21)
+    default = quality_arm("default", 10.0, [1.0, 7.0, 8.5] + [8.5] * 8)
+    rows, _ = thresholds_table("mnist", [baseline, default], {"fid": 2.0})
+    assert rows[0]["seconds"] == [2400.0, 120.0]
+    assert rows[0]["ratio"] == 20.0 and not rows[0]["ratio_is_lower_bound"]
+    assert rows[1]["seconds"] == [None, None] and rows[1]["ratio"] is None
