@@ -2,7 +2,9 @@
 
 `make bench-quality` trains, for each suite, the reports' settings and the default recipe
 exactly as `train.py` builds them (same model, pipeline and precision), each for `--minutes` of
-training, and scores the samples every `--every` seconds with the project's own metrics:
+training (the first, the baseline, for `--baseline-minutes` when given, so that a slow recipe's
+time to a threshold is measured rather than bounded), and scores the samples every `--every`
+seconds with the project's own metrics:
   - mnist: classifier score, FID, precision/recall in the digit classifier's features, against
     held-out test digits, beside the real-data floor (two disjoint test sets);
   - anime: SWD x 1e3 on Laplacian-pyramid patches against held-out faces, beside its floor.
@@ -68,20 +70,37 @@ def reached(points: list[dict], key: str, op: str, value: float) -> float | None
     return None
 
 
-def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: float) -> dict:
+def arm_config(arm: str, seed: int):
+    """The config an arm names: its preset with its overrides, trained with `seed`."""
     from dataclasses import replace
 
-    import keras
-
     from gan_vae_tf import config as config_lib
-    from gan_vae_tf import data, evaluate, models, plots, precision
 
     preset, sets = parse_arm(arm)
     cfg = config_lib.override(config_lib.preset(preset), sets)
-    cfg = replace(cfg, train=replace(cfg.train, seed=args.seed))
+    return replace(cfg, train=replace(cfg.train, seed=seed))
+
+
+def build_arm(cfg, precision_override: str | None = None):
+    """The model as `train.py` builds it, seeded by the config, in `precision_override` or else
+    the config's own precision; returns (model, policy, why that policy)."""
+    import keras
+
+    from gan_vae_tf import models, precision
+
     keras.utils.set_random_seed(cfg.train.seed)
-    policy, why = precision.resolve(args.precision or cfg.train.precision)
-    model = models.build(cfg, policy)
+    policy, why = precision.resolve(precision_override or cfg.train.precision)
+    return models.build(cfg, policy), policy, why
+
+
+def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: float) -> dict:
+    import keras
+
+    from gan_vae_tf import data, evaluate, plots
+
+    preset, sets = parse_arm(arm)
+    cfg = arm_config(arm, args.seed)
+    model, policy, why = build_arm(cfg, args.precision)
     safe = arm.replace(":", "_").replace("=", "-").replace(",", "_").replace("/", "-")
     folder = grids / safe
     folder.mkdir(parents=True, exist_ok=True)

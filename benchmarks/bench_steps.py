@@ -54,20 +54,17 @@ def extra_averages(model, decays: list[float]):
 def train(args) -> dict:
     import keras
 
-    from benchmarks.bench_quality import make_scorer, parse_arm
+    from benchmarks.bench_quality import arm_config, build_arm, make_scorer
     from benchmarks.common import cpu_name
-    from gan_vae_tf import config as config_lib
-    from gan_vae_tf import data, models, plots
+    from gan_vae_tf import data, plots
 
-    preset, sets = parse_arm(args.arm)
-    cfg = config_lib.override(config_lib.preset(preset), sets)
-    cfg = replace(cfg, train=replace(cfg.train, seed=args.seed))
+    cfg = arm_config(args.arm, args.seed)
     if args.data_dir:
         cfg = replace(cfg, data=replace(cfg.data, data_dir=args.data_dir))
     dataset = data.load(cfg.data)
     scorer, floor, extra = make_scorer("mnist", dataset, args.num)
-    keras.utils.set_random_seed(cfg.train.seed)
-    model = models.build(cfg, "float32")
+    model, policy, why = build_arm(cfg, args.precision)
+    print(f"{args.arm}: precision {policy} ({why})", flush=True)
     copies, callback = extra_averages(model, args.decays)
     noise = keras.random.normal((args.num, cfg.gan.noise_dim), seed=7)
     out = Path(args.out)
@@ -85,7 +82,14 @@ def train(args) -> dict:
     nets = {k: v for k, v in nets.items() if v is not None}
     ds = data.pipeline(dataset.train, cfg, training=True).repeat()
     rows, done, seconds = [], 0, 0.0
-    result = {"arm": args.arm, "cpu": cpu_name(), "floor": floor, **extra, "rows": rows}
+    result = {
+        "arm": args.arm,
+        "precision": policy,
+        "cpu": cpu_name(),
+        "floor": floor,
+        **extra,
+        "rows": rows,
+    }
     while done < args.steps:
         start = time.perf_counter()
         model.fit(
@@ -152,6 +156,7 @@ def main(argv=None) -> int:
     p.add_argument("--num", type=int, default=2000, help="generated images per score")
     p.add_argument("--decays", type=lambda s: [float(x) for x in s.split(",") if x], default=[])
     p.add_argument("--data-dir", help="default: $GAN_VAE_TF_DATA_DIR, then the caches")
+    p.add_argument("--precision", help="override the arm's train.precision (rounds 10-19: float32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="the arm's JSON file (its sample grids go beside it)")
     p.add_argument("--plot", nargs="+", metavar=("PNG", "JSON"), help="draw finished arms")

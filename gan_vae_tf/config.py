@@ -51,7 +51,7 @@ class GANConfig:
     )
     r1_gamma: float = 0.0  # R1 penalty on the discriminator's gradient at real images; 0: none
     alternating: bool = False  # update D first, then G against the updated D (else simultaneous)
-    disc_spectral_norm: bool = False  # spectral normalization of every discriminator layer
+    disc_spectral_norm: bool = False  # spectral normalization of D's Conv2D and Dense layers
     ema_decay: float = 0.0  # generator EMA; 0 keeps none
     sample_with_ema: bool = True  # PNGs, evaluate and report sample the EMA generator when kept
 

@@ -61,7 +61,11 @@ def discriminator(cfg: Config, policy: str = "float32") -> keras.Sequential:
     g = cfg.gan
 
     def weighted(layer: layers.Layer) -> layers.Layer:
-        return layers.SpectralNormalization(layer, dtype=policy) if g.disc_spectral_norm else layer
+        # float32: the wrapper's power iteration and its W / sigma write into the float32
+        # kernel would otherwise run (and round) in half precision; the layer keeps `policy`.
+        return (
+            layers.SpectralNormalization(layer, dtype="float32") if g.disc_spectral_norm else layer
+        )
 
     stack: list = [keras.Input(cfg.image_shape)]
     for i, width in enumerate(g.disc_widths):

@@ -7,6 +7,7 @@ the run makes goes into one run directory.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -183,6 +184,11 @@ def _train(
 
     run = rundir.RunDir(run_dir)
     policy, why = precision.resolve(cfg.train.precision)
+    if resume:  # `auto` may resolve differently today (a new rule, another machine)
+        record = json.loads(rundir.RunDir(restore_from).config.read_text())
+        started = record.get("run", {}).get("precision", policy)
+        if started != policy:
+            policy, why = started, f"the precision this run started with; {policy} for a new run"
     log.info("precision: %s (%s)", policy, why)
     keras.utils.set_random_seed(cfg.train.seed)
     if cfg.train.deterministic:

@@ -183,3 +183,15 @@ def test_quality_ratio_is_measured_when_the_baseline_gets_there():
     assert rows[0]["seconds"] == [2400.0, 120.0]
     assert rows[0]["ratio"] == 20.0 and not rows[0]["ratio_is_lower_bound"]
     assert rows[1]["seconds"] == [None, None] and rows[1]["ratio"] is None
+
+
+@pytest.mark.parametrize("override, expected", [(None, "mixed_bfloat16"), ("float32", "float32")])
+def test_a_benchmark_arm_is_built_in_its_own_precision_unless_overridden(override, expected):
+    from benchmarks.bench_quality import arm_config, build_arm
+
+    cfg = arm_config("gan-mnist:train.precision=mixed_bfloat16,gan.ema_decay=0.9", seed=3)
+    assert cfg.train.seed == 3 and cfg.gan.ema_decay == 0.9
+    model, policy, _ = build_arm(cfg, override)
+    assert policy == expected
+    for net in (model.generator, model.discriminator):
+        assert net.layers[0].dtype_policy.name == expected  # a hidden layer, not the float32 head

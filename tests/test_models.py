@@ -359,15 +359,36 @@ def test_spectral_normalization_wraps_every_discriminator_layer_with_weights():
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
 def test_r1_and_alternating_updates_train_under_every_precision(precision):
-    sets = ["gan.r1_gamma=1.0", "gan.alternating=true", "gan.disc_spectral_norm=true"]
-    cfg = config.override(tiny_config("gan-mnist"), sets)
+    cfg = config.override(tiny_config("gan-mnist"), ["gan.r1_gamma=1.0", "gan.alternating=true"])
     model = models.build(cfg, precision)
-    before = [w.numpy().copy() for w in model.discriminator.trainable_weights]
-    for batch in list(_batches(cfg))[:3]:
+    nets = (model.generator, model.discriminator)
+    before = [[w.numpy().copy() for w in net.trainable_weights] for net in nets]
+    for batch in _batches(cfg, 64):
         logs = model.train_step(batch)
-    assert all(np.isfinite(float(v)) and v.dtype == "float32" for v in logs.values())
-    after = model.discriminator.trainable_weights
-    assert any(not np.allclose(a, b.numpy()) for a, b in zip(before, after, strict=True))
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert model.discriminator(batch).dtype == "float32"
+    for net, start in zip(nets, before, strict=True):  # optimizer steps were taken, not skipped
+        assert any(
+            not np.allclose(a, b.numpy()) for a, b in zip(start, net.trainable_weights, strict=True)
+        )
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_spectral_normalization_keeps_float32_kernels_and_logits_under_mixed_precision(precision):
+    cfg = config.override(tiny_config("gan-mnist"), ["gan.disc_spectral_norm=true"])
+    net = networks.discriminator(cfg, precision)
+    images = next(iter(_batches(cfg)))
+    logits = net(images, training=True)  # a training call rewrites each kernel as W / sigma
+    assert logits.dtype == "float32"
+    half = "bfloat16" if precision == "mixed_bfloat16" else "float16"
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.SpectralNormalization):
+            kernel = layer.layer.kernel.numpy()
+            assert kernel.dtype == np.float32
+            rounded = keras.ops.convert_to_numpy(
+                keras.ops.cast(keras.ops.cast(kernel, half), "float32")
+            )
+            assert not np.array_equal(kernel, rounded)  # not rounded to half precision
 
 
 @pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])

@@ -2,6 +2,7 @@
 determinism, corrupt checkpoints."""
 
 import csv
+import json
 import resource
 import signal
 import time
@@ -9,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from gan_vae_tf import callbacks, train
+from gan_vae_tf import callbacks, precision, train
 from gan_vae_tf.errors import NonFiniteLoss
 from helpers import ROOT, train_args, train_process
 
@@ -79,6 +80,17 @@ def test_resume_of_a_finished_run_trains_nothing_more(tmp_path, mnist_dir):
     assert (run / "history.csv").read_text() == before
     assert train.main(["--resume", str(run), "--epochs", "3", "--verbose", "0"]) == 0
     assert _epochs(run) == [1, 2, 3]
+
+
+def test_resume_keeps_the_precision_the_run_started_with(tmp_path, mnist_dir, monkeypatch):
+    run = tmp_path / "run"
+    assert train.main(_args("gan-mnist", mnist_dir, run, 1)) == 0
+    started = json.loads((run / "config.json").read_text())["run"]["precision"]
+    other = "mixed_bfloat16" if started == "float32" else "float32"
+    monkeypatch.setattr(precision, "resolve", lambda p, **kw: (other, "a new rule"))
+    assert train.main(["--resume", str(run), "--epochs", "2", "--verbose", "0"]) == 0
+    assert json.loads((run / "summary.json").read_text())["precision"] == started
+    assert _epochs(run) == [1, 2]
 
 
 def test_corrupt_checkpoint_is_a_clear_error_and_nothing_is_deleted(tmp_path, mnist_dir, capsys):
