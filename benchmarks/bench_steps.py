@@ -38,15 +38,13 @@ def extra_averages(model, decays: list[float]):
         copies.append((d, net))
 
     @tf.function
-    def update(t):
+    def update():
         for d, net in copies:
-            decay = tf.minimum(d, (1.0 + t) / (10.0 + t))
-            for average, weight in zip(net.weights, model.generator.weights, strict=True):
-                average.assign(decay * average + (1.0 - decay) * weight)
+            models.update_average(net, model.generator, d, model.g_optimizer.iterations)
 
     class Update(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            update(tf.cast(model.g_optimizer.iterations, tf.float32))
+            update()
 
     return copies, Update()
 

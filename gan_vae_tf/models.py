@@ -148,6 +148,17 @@ class _CustomTrainer(keras.Model):
             self.trackers["skipped_steps"].update_state(sum(skipped))
 
 
+def update_average(average: keras.Model, net: keras.Model, decay: float, t) -> None:
+    """average <- d * average + (1 - d) * weight for every weight of `net`, after its t-th
+    update (t = 1, 2, ...). The decay ramps up as min(decay, (1 + t) / (10 + t)), so the
+    average follows the fast early changes instead of holding on to the random initial weights
+    (0.999^1000 would still weigh them by 0.37)."""
+    t = ops.cast(t, "float32")
+    d = ops.minimum(decay, (1.0 + t) / (10.0 + t))
+    for a, weight in zip(average.weights, net.weights, strict=True):
+        a.assign(d * a + (1.0 - d) * ops.cast(weight, a.dtype))
+
+
 def copy_network(net: keras.Model, name: str) -> keras.Model:
     """A new network of the same layers, dtype policies and current weights."""
     config = dict(net.get_config(), name=name)
@@ -275,14 +286,9 @@ class DCGAN(_CustomTrainer):
         return (self.sampler(self.sample_noise(n), training=False) + 1.0) / 2.0
 
     def _update_ema(self) -> None:
-        """average <- d * average + (1 - d) * weight for every generator weight, after the
-        t-th update (t = 1, 2, ...). The decay ramps up as min(ema_decay, (1 + t) / (10 + t)),
-        so the average follows the fast early changes instead of holding on to the random
-        initial weights (0.999^1000 would still weigh them by 0.37)."""
-        t = ops.cast(self.g_optimizer.iterations, "float32")
-        decay = ops.minimum(self.ema_decay, (1.0 + t) / (10.0 + t))
-        for average, weight in zip(self.generator_ema.weights, self.generator.weights, strict=True):
-            average.assign(decay * average + (1.0 - decay) * ops.cast(weight, average.dtype))
+        update_average(
+            self.generator_ema, self.generator, self.ema_decay, self.g_optimizer.iterations
+        )
 
     def _discriminator_loss(self, real, fake):
         """(loss, real logits, fake logits) of the discriminator on one real and one generated
