@@ -183,12 +183,11 @@ def _train(
     from gan_vae_tf import callbacks, checkpoint, data, models, precision
 
     run = rundir.RunDir(run_dir)
-    policy, why = precision.resolve(cfg.train.precision)
-    if resume:  # `auto` may resolve differently today (a new rule, another machine)
+    if resume:  # not `auto` again: it may resolve differently today (a new rule, another CPU)
         record = json.loads(rundir.RunDir(restore_from).config.read_text())
-        started = record.get("run", {}).get("precision", policy)
-        if started != policy:
-            policy, why = started, f"the precision this run started with; {policy} for a new run"
+        policy, why = record["run"]["precision"], "the precision this run started with"
+    else:
+        policy, why = precision.resolve(cfg.train.precision)
     log.info("precision: %s (%s)", policy, why)
     keras.utils.set_random_seed(cfg.train.seed)
     if cfg.train.deterministic:
