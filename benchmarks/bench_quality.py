@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import TimeBudget, cpu_name
+from benchmarks.common import TimeBudget, arm_config, build_arm, cpu_name, parse_arm
 from gan_vae_tf import console
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,48 +49,12 @@ THRESHOLDS = {
 }
 
 
-def parse_arm(text: str) -> tuple[str, list[str]]:
-    """`preset:a.b=1,c.d=2,3` -> (preset, ["a.b=1", "c.d=2,3"]): a piece without "=" continues
-    the previous value (a tuple such as gan.gen_widths=64,32)."""
-    preset, _, rest = text.partition(":")
-    sets: list[str] = []
-    for piece in filter(None, rest.split(",")):
-        if "=" in piece or not sets:
-            sets.append(piece)
-        else:
-            sets[-1] += "," + piece
-    return preset, sets
-
-
 def reached(points: list[dict], key: str, op: str, value: float) -> float | None:
     """Training seconds of the first probe that meets `key op value`, None if none does."""
     for p in points:
         if (p[key] >= value) if op == ">=" else (p[key] <= value):
             return p["train_seconds"]
     return None
-
-
-def arm_config(arm: str, seed: int):
-    """The config an arm names: its preset with its overrides, trained with `seed`."""
-    from dataclasses import replace
-
-    from gan_vae_tf import config as config_lib
-
-    preset, sets = parse_arm(arm)
-    cfg = config_lib.override(config_lib.preset(preset), sets)
-    return replace(cfg, train=replace(cfg.train, seed=seed))
-
-
-def build_arm(cfg, precision_override: str | None = None):
-    """The model as `train.py` builds it, seeded by the config, in `precision_override` or else
-    the config's own precision; returns (model, policy, why that policy)."""
-    import keras
-
-    from gan_vae_tf import models, precision
-
-    keras.utils.set_random_seed(cfg.train.seed)
-    policy, why = precision.resolve(precision_override or cfg.train.precision)
-    return models.build(cfg, policy), policy, why
 
 
 def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: float) -> dict:
@@ -347,32 +311,18 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def write_results(suite, results, floor, extra, dataset, args, minutes, out, name) -> dict:
-    """quality-<suite>.{json,md,png} and the side-by-side grids of the arms finished so far."""
+def write_results(header: dict, results: list[dict], out: Path, name: str) -> dict:
+    """quality-<suite>.{json,md,png} and the side-by-side grids of the arms finished so far;
+    `header` holds what the whole suite shares (machine, data, floor, budget)."""
+    suite, floor, minutes = header["suite"], header["floor"], header["budget_minutes"]
     rows, table = thresholds_table(suite, results, floor)
-    result = {
-        "suite": suite,
-        "machine": {
-            "cpu": cpu_name(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-        },
-        "data": dataset.source,
-        "train_images": len(dataset.train),
-        "budget_minutes": minutes,
-        "every_seconds": args.every,
-        "floor": floor,
-        "extra": extra,
-        "thresholds": rows,
-        "thresholds_markdown": table,
-        "arms": results,
-    }
+    result = {**header, "thresholds": rows, "thresholds_markdown": table, "arms": results}
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / f"{name}.md").write_text(markdown(result))
     title = (
-        f"{suite}: {result['machine']['cpu']} ({result['machine']['cores']} cores), "
-        f"{extra['images_per_score']} samples per point, scoring not charged"
+        f"{suite}: {header['machine']['cpu']} ({header['machine']['cores']} cores), "
+        f"{header['extra']['images_per_score']} samples per point, scoring not charged"
     )
     curves(suite, results, floor, out / f"{name}.png", title)
     marks = sorted({1.0, minutes / 2, minutes})
@@ -442,12 +392,26 @@ def main(argv=None) -> int:
         out = Path(args.out)
         name = f"quality-{suite}{args.tag}"
         grids = out / f"{name}-grids"
+        header = {
+            "suite": suite,
+            "machine": {
+                "cpu": cpu_name(),
+                "cores": os.cpu_count(),
+                "python": platform.python_version(),
+            },
+            "data": dataset.source,
+            "train_images": len(dataset.train),
+            "budget_minutes": minutes,
+            "every_seconds": args.every,
+            "floor": floor,
+            "extra": extra,
+        }
         results: list[dict] = []
         for i, arm in enumerate(arms):
             arm_minutes = (args.baseline_minutes or minutes) if i == 0 else minutes
             results.append(run_arm(arm, suite, dataset, scorer, run_args, grids, arm_minutes))
             # Written after every arm, so a run that dies later keeps the arms it finished.
-            result = write_results(suite, results, floor, extra, dataset, args, minutes, out, name)
+            result = write_results(header, results, out, name)
         print(markdown(result), flush=True)
     return 0
 

@@ -52,8 +52,8 @@ def extra_averages(model, decays: list[float]):
 def train(args) -> dict:
     import keras
 
-    from benchmarks.bench_quality import arm_config, build_arm, make_scorer
-    from benchmarks.common import cpu_name
+    from benchmarks.bench_quality import make_scorer
+    from benchmarks.common import arm_config, build_arm, cpu_name
     from gan_vae_tf import data, plots
 
     cfg = arm_config(args.arm, args.seed)

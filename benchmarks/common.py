@@ -42,16 +42,51 @@ def images_for(cfg, n: int):
         return syn.train[:n], syn.source
 
 
+def parse_arm(text: str) -> tuple[str, list[str]]:
+    """`preset:a.b=1,c.d=2,3` -> (preset, ["a.b=1", "c.d=2,3"]): a piece without "=" continues
+    the previous value (a tuple such as gan.gen_widths=64,32)."""
+    preset, _, rest = text.partition(":")
+    sets: list[str] = []
+    for piece in filter(None, rest.split(",")):
+        if "=" in piece or not sets:
+            sets.append(piece)
+        else:
+            sets[-1] += "," + piece
+    return preset, sets
+
+
+def arm_config(arm: str, seed: int):
+    """The config an arm names: its preset with its overrides, trained with `seed`."""
+    from dataclasses import replace
+
+    from gan_vae_tf import config as config_lib
+
+    preset, sets = parse_arm(arm)
+    cfg = config_lib.override(config_lib.preset(preset), sets)
+    return replace(cfg, train=replace(cfg.train, seed=seed))
+
+
+def build_arm(cfg, precision_override: str | None = None):
+    """The model as `train.py` builds it, seeded by the config, in `precision_override` or else
+    the config's own precision; returns (model, policy, why that policy)."""
+    import keras
+
+    from gan_vae_tf import models, precision
+
+    keras.utils.set_random_seed(cfg.train.seed)
+    policy, why = precision.resolve(precision_override or cfg.train.precision)
+    return models.build(cfg, policy), policy, why
+
+
 def project_model(cfg, images, warmup_steps: int, in_memory: bool = False):
     """The project's training path as `train.py` builds it (auto precision, `data.pipeline`),
     repeated and warmed up so the step is traced; `in_memory` swaps the pipeline for one
     resident batch. Returns (model, dataset, precision policy)."""
     import tensorflow as tf
 
-    from gan_vae_tf import data, models, precision
+    from gan_vae_tf import data
 
-    policy, _ = precision.resolve(cfg.train.precision)
-    model = models.build(cfg, policy)
+    model, policy, _ = build_arm(cfg)
     ds = data.pipeline(images, cfg, training=True)
     if in_memory:
         ds = tf.data.Dataset.from_tensors(next(iter(ds)))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from benchmarks import profiling
-from benchmarks.common import TimeBudget
+from benchmarks.common import TimeBudget, arm_config, build_arm
 from gan_vae_tf import data, models
 from helpers import tiny_config
 
@@ -187,8 +187,6 @@ def test_quality_ratio_is_measured_when_the_baseline_gets_there():
 
 @pytest.mark.parametrize("override, expected", [(None, "mixed_bfloat16"), ("float32", "float32")])
 def test_a_benchmark_arm_is_built_in_its_own_precision_unless_overridden(override, expected):
-    from benchmarks.bench_quality import arm_config, build_arm
-
     cfg = arm_config("gan-mnist:train.precision=mixed_bfloat16,gan.ema_decay=0.9", seed=3)
     assert cfg.train.seed == 3 and cfg.gan.ema_decay == 0.9
     model, policy, _ = build_arm(cfg, override)
