@@ -92,7 +92,7 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
 
 _DESCRIPTIONS = {
-    "d_loss": "discriminator loss (BCE from logits)",
+    "d_loss": "discriminator loss (BCE from logits, without the R1 penalty)",
     "g_loss": "generator loss (BCE from logits)",
     "d_real": "mean D(x): discriminator probability on real training images",
     "d_fake": "mean D(G(z)): discriminator probability on generated images",

@@ -79,6 +79,7 @@ class TrainConfig:
     learning_rate: float = 1e-4
     beta_1: float = 0.9
     beta_2: float = 0.999
+    lr_decay: float = 0.0  # last fraction of the run's steps over which the rates fall to zero
     seed: int = 0
     precision: str = "auto"
     steps_per_execution: int = 1
@@ -307,6 +308,10 @@ def validate(cfg: Config) -> Config:
     for name, value in (("beta_1", t.beta_1), ("beta_2", t.beta_2)):
         if not 0.0 <= value < 1.0:
             raise UserError(f"train.{name} must be in [0, 1), got {value}")
+    if not 0.0 <= t.lr_decay <= 1.0:
+        raise UserError(
+            f"train.lr_decay must be in [0, 1] (a fraction of the run), got {t.lr_decay}"
+        )
     if t.seed < 0:
         raise UserError(f"seed must be a non-negative integer, got {t.seed}")
     if not t.checkpoint_every >= 0:

@@ -16,10 +16,45 @@ from gan_vae_tf import losses
 from gan_vae_tf.layers import Reparameterize
 
 
+@keras.saving.register_keras_serializable(package="gan_vae_tf")
+class LinearTail(keras.optimizers.schedules.LearningRateSchedule):
+    """A constant learning rate that falls linearly to zero over the last `decay_steps` of a
+    run of `total_steps`: the late small steps settle the weights the EMA averages."""
+
+    def __init__(self, learning_rate: float, total_steps: int, decay_steps: int):
+        if not 0 < decay_steps <= total_steps:
+            raise ValueError(f"decay_steps must be in (0, {total_steps}], got {decay_steps}")
+        self.learning_rate = float(learning_rate)
+        self.total_steps = int(total_steps)
+        self.decay_steps = int(decay_steps)
+
+    def __call__(self, step):
+        left = ops.cast(self.total_steps, "float32") - ops.cast(step, "float32")
+        return self.learning_rate * ops.clip(left / self.decay_steps, 0.0, 1.0)
+
+    def get_config(self) -> dict:
+        return {
+            "learning_rate": self.learning_rate,
+            "total_steps": self.total_steps,
+            "decay_steps": self.decay_steps,
+        }
+
+
 def adam(
-    learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999
+    learning_rate: float,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    total_steps: int | None = None,
+    decay_fraction: float = 0.0,
 ) -> keras.optimizers.Optimizer:
-    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
+    """Adam at a constant rate, or with `decay_fraction` > 0 a `LinearTail` over a run of
+    `total_steps`."""
+    rate = learning_rate
+    if decay_fraction:
+        if not total_steps:
+            raise ValueError("a learning-rate decay needs the run's total number of steps")
+        rate = LinearTail(learning_rate, total_steps, max(1, round(decay_fraction * total_steps)))
+    return keras.optimizers.Adam(learning_rate=rate, beta_1=beta_1, beta_2=beta_2)
 
 
 def _scaled(optimizer, loss):
@@ -262,12 +297,17 @@ class DCGAN(_CustomTrainer):
         return model
 
     @staticmethod
-    def run_optimizers(cfg) -> dict[str, keras.optimizers.Optimizer]:
+    def run_optimizers(
+        cfg, total_steps: int | None = None
+    ) -> dict[str, keras.optimizers.Optimizer]:
         """Adam for both networks; the discriminator's learning rate may differ (TTUR)."""
         t, d_lr = cfg.train, cfg.gan.disc_learning_rate
+        tail = dict(total_steps=total_steps, decay_fraction=t.lr_decay)
         return {
-            "g_optimizer": adam(t.learning_rate, t.beta_1, t.beta_2),
-            "d_optimizer": adam(t.learning_rate if d_lr is None else d_lr, t.beta_1, t.beta_2),
+            "g_optimizer": adam(t.learning_rate, t.beta_1, t.beta_2, **tail),
+            "d_optimizer": adam(
+                t.learning_rate if d_lr is None else d_lr, t.beta_1, t.beta_2, **tail
+            ),
         }
 
     @property
@@ -290,25 +330,35 @@ class DCGAN(_CustomTrainer):
             self.generator_ema, self.generator, self.ema_decay, self.g_optimizer.iterations
         )
 
+    def _real_logits_and_r1(self, real):
+        """D's logits on real images and the R1 penalty, the mean squared norm of D's gradient
+        at them. The inner tape lets the caller's tape differentiate the penalty too; under
+        mixed_float16 its backward pass runs at the discriminator optimizer's loss scale, so
+        small input gradients do not flush to zero in float16."""
+        real = ops.cast(real, "float32")
+        opt = self.d_optimizer
+        scale = opt.dynamic_scale if isinstance(opt, keras.optimizers.LossScaleOptimizer) else 1.0
+        with tf.GradientTape() as tape:
+            tape.watch(real)
+            real_logits = self.discriminator(real, training=True)
+            total = ops.sum(ops.cast(real_logits, "float32")) * scale
+        return real_logits, losses.gradient_penalty(tape.gradient(total, real) / scale)
+
     def _discriminator_loss(self, real, fake):
-        """(loss, real logits, fake logits) of the discriminator on one real and one generated
-        batch, the R1 penalty included when `r1_gamma` > 0: gamma / 2 times the squared norm of
-        D's gradient at the real images, taken with an inner tape so that the caller's tape
-        differentiates it too."""
+        """(BCE loss, weighted R1 penalty, real logits, fake logits) of the discriminator on one
+        real and one generated batch; the penalty, gamma / 2 times R1, is 0 when `r1_gamma`
+        is. It is kept apart from the loss it is trained with so the logged `d_loss` is the
+        same BCE that `test_step` reports, and stays finite when a float16 step overflows."""
         if self.r1_gamma:
-            real = ops.cast(real, "float32")
-            with tf.GradientTape() as tape:
-                tape.watch(real)
-                real_logits = self.discriminator(real, training=True)
-                total = ops.sum(real_logits)
-            penalty = losses.gradient_penalty(tape.gradient(total, real))
+            real_logits, r1 = self._real_logits_and_r1(real)
+            penalty = 0.5 * self.r1_gamma * r1
         else:
             real_logits, penalty = self.discriminator(real, training=True), 0.0
         fake_logits = self.discriminator(fake, training=True)
         loss = losses.discriminator_loss(
             real_logits, fake_logits, real_label=1.0 - self.label_smoothing
         )
-        return loss + 0.5 * self.r1_gamma * penalty, real_logits, fake_logits
+        return loss, penalty, real_logits, fake_logits
 
     def train_step(self, real):
         """One update of each network from one generated batch. Simultaneous: both losses come
@@ -319,8 +369,8 @@ class DCGAN(_CustomTrainer):
         with tf.GradientTape() as g_tape:
             fake = self.generator(noise, training=True)
             with tf.GradientTape() as d_tape:
-                d_loss, real_logits, fake_logits = self._discriminator_loss(real, fake)
-                d_scaled = _scaled(self.d_optimizer, d_loss)
+                d_loss, penalty, real_logits, fake_logits = self._discriminator_loss(real, fake)
+                d_scaled = _scaled(self.d_optimizer, d_loss + penalty)
             d_variables = self.discriminator.trainable_variables
             if self.alternating:
                 with g_tape.stop_recording():
@@ -459,9 +509,12 @@ class VAE(_CustomTrainer):
         return cls(*nets, seed=cfg.train.seed, name="vae", **options)
 
     @staticmethod
-    def run_optimizers(cfg) -> dict[str, keras.optimizers.Optimizer]:
+    def run_optimizers(
+        cfg, total_steps: int | None = None
+    ) -> dict[str, keras.optimizers.Optimizer]:
         t = cfg.train
-        return {"vae_optimizer": adam(t.learning_rate, t.beta_1, t.beta_2)}
+        tail = dict(total_steps=total_steps, decay_fraction=t.lr_decay)
+        return {"vae_optimizer": adam(t.learning_rate, t.beta_1, t.beta_2, **tail)}
 
     def encode(self, x, training: bool = False):
         stats = ops.cast(self.encoder(x, training=training), "float32")
@@ -547,11 +600,14 @@ class VAE(_CustomTrainer):
 MODELS: dict[str, type[_CustomTrainer]] = {"gan": DCGAN, "vae": VAE}
 
 
-def build(cfg, policy: str = "float32") -> keras.Model:
-    """The compiled model a config describes, with layers under the given dtype policy."""
+def build(cfg, policy: str = "float32", steps_per_epoch: int | None = None) -> keras.Model:
+    """The compiled model a config describes, with layers under the given dtype policy.
+    `steps_per_epoch` (else the config's) sizes a learning-rate decay over the whole run."""
     model = MODELS[cfg.model].from_run_config(cfg, policy)
+    per_epoch = steps_per_epoch or cfg.train.steps_per_epoch
+    total = cfg.train.epochs * per_epoch if per_epoch else None
     model.compile(
-        **model.run_optimizers(cfg),
+        **model.run_optimizers(cfg, total),
         loss_scale=policy == "mixed_float16",
         steps_per_execution=cfg.train.steps_per_execution,
     )

@@ -214,7 +214,7 @@ def _train(
         cfg, dataset.test, np.random.default_rng(cfg.train.seed)
     )
     with strategy.scope():
-        model = models.build(cfg, policy)
+        model = models.build(cfg, policy, order.steps)
         state = checkpoint.RunState(model, fixed)
     start = checkpoint.Position(0)
     if resume:

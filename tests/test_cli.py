@@ -239,3 +239,21 @@ def test_an_epoch_of_a_fixed_step_count_does_not_depend_on_the_data_size(tmp_pat
     )
     assert state.restore(run).epoch == 3
     assert int(state.model.optimizers()["g_optimizer"].iterations.numpy()) == 12
+
+
+def test_lr_decay_reaches_zero_at_the_last_step_of_a_run_sized_by_its_data(
+    tmp_path, mnist_dir, monkeypatch
+):
+    from gan_vae_tf import models
+
+    built = []
+    build = models.build
+    monkeypatch.setattr(models, "build", lambda *a, **k: built.append(build(*a, **k)) or built[-1])
+    run = tmp_path / "run"
+    assert _train(run, "gan-mnist", mnist_dir, "--set", "train.lr_decay=0.5") == 0
+    rate = json.loads((run / "config.json").read_text())["train"]["learning_rate"]
+    for opt in built[0].optimizers().values():
+        assert int(opt.iterations.numpy()) == 12  # 96 images at batch 16, 2 epochs
+        assert float(opt.learning_rate) == 0.0
+        opt.iterations.assign(9)
+        assert float(opt.learning_rate) == pytest.approx(0.5 * rate)

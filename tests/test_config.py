@@ -82,6 +82,7 @@ def test_set_overrides_typed_values():
         ("gan-mnist", "gan.r1_gamma=-1", "r1_gamma"),
         ("gan-mnist", "train.beta_1=1.0", "beta_1"),
         ("vae-mnist", "train.beta_2=-0.5", "beta_2"),
+        ("gan-mnist", "train.lr_decay=1.5", "lr_decay"),
     ],
 )
 def test_bad_or_out_of_range_overrides_are_one_line_errors(preset, item, message):

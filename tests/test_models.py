@@ -305,10 +305,52 @@ def test_r1_penalty_is_half_gamma_times_the_squared_gradient_norm_at_real_images
     penalized.set_weights(plain.get_weights())
     fake = plain.generator(plain.sample_noise(8), training=True)
     w = plain.discriminator.layers[-1].kernel.numpy()
-    without, *_ = plain._discriminator_loss(real, fake)
-    with_r1, *_ = penalized._discriminator_loss(real, fake)
+    without, no_penalty, *_ = plain._discriminator_loss(real, fake)
+    loss, penalty, *_ = penalized._discriminator_loss(real, fake)
+    assert float(loss) == pytest.approx(float(without)) and no_penalty == 0.0
     # The gradient of w.x + b with respect to x is w for every image.
-    assert float(with_r1 - without) == pytest.approx(0.5 * 4.0 * np.sum(w**2), rel=1e-5)
+    assert float(penalty) == pytest.approx(0.5 * 4.0 * np.sum(w**2), rel=1e-5)
+
+
+def _two_layer_linear_gan(policy: str, weight: float):
+    """D(x) = c2 * (c1 * sum(x)) in `policy`: its input gradient c1 * c2 per pixel is below
+    float16's smallest subnormal (6e-8) while c1 and c2 are not."""
+    cfg = tiny_config("gan-mnist")
+    discriminator = keras.Sequential(
+        [
+            keras.Input(cfg.image_shape),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1, use_bias=False, dtype=policy, kernel_initializer="ones"),
+            keras.layers.Dense(1, use_bias=False, dtype=policy, kernel_initializer="ones"),
+        ]
+    )
+    for layer in discriminator.layers[-2:]:
+        layer.kernel.assign(layer.kernel * weight)
+    model = models.DCGAN(networks.generator(cfg, policy), discriminator, seed=0, r1_gamma=1.0)
+    model.compile(loss_scale=policy == "mixed_float16")
+    return model, next(iter(_batches(cfg)))
+
+
+def test_r1_under_mixed_float16_keeps_input_gradients_that_float16_alone_would_flush_to_zero():
+    weight = 1e-4
+    reference, real = _two_layer_linear_gan("float32", weight)
+    half, _ = _two_layer_linear_gan("mixed_float16", weight)
+    _, r1_float32 = reference._real_logits_and_r1(real)
+    _, r1_half = half._real_logits_and_r1(real)
+    pixels = int(np.prod(real.shape[1:]))
+    assert float(r1_float32) == pytest.approx(pixels * weight**4, rel=1e-3, abs=0)
+    assert float(r1_half) == pytest.approx(float(r1_float32), rel=2e-2, abs=0)
+
+
+def test_an_overflowing_float16_r1_step_is_skipped_and_logs_a_finite_d_loss():
+    half, real = _two_layer_linear_gan("mixed_float16", 1.0)
+    half.d_optimizer.dynamic_scale.assign(2.0**20)  # the scaled input gradient overflows float16
+    before = [w.numpy().copy() for w in half.discriminator.weights]
+    logs = half.train_step(real)
+    assert np.isfinite(float(logs["d_loss"])) and float(logs["skipped_steps"]) >= 1.0
+    assert float(half.d_optimizer.dynamic_scale) < 2.0**20
+    for a, b in zip(before, half.discriminator.weights, strict=True):
+        np.testing.assert_array_equal(a, b.numpy())
 
 
 def test_r1_moves_the_discriminator_weights_by_its_own_gradient_gamma_w():
@@ -398,3 +440,31 @@ def test_run_optimizers_take_learning_rate_and_both_betas_from_the_config(preset
     for opt in model.optimizers().values():
         assert float(opt.learning_rate) == pytest.approx(3e-3)
         assert (float(opt.beta_1), float(opt.beta_2)) == pytest.approx((0.0, 0.95))
+
+
+def test_linear_tail_keeps_the_rate_then_falls_linearly_to_zero_at_the_last_step():
+    tail = models.LinearTail(1e-3, total_steps=100, decay_steps=40)
+    rates = [float(tail(t)) for t in (0, 60, 70, 90, 100, 150)]
+    assert rates == pytest.approx([1e-3, 1e-3, 7.5e-4, 2.5e-4, 0.0, 0.0])
+    with pytest.raises(ValueError, match="decay_steps"):
+        models.LinearTail(1e-3, total_steps=100, decay_steps=101)
+
+
+@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
+def test_lr_decay_spans_the_whole_run_for_every_optimizer_and_survives_serialization(preset):
+    cfg = config.override(tiny_config(preset), ["train.lr_decay=0.5", "train.epochs=4"])
+    model = models.build(cfg, steps_per_epoch=10)  # 40 steps, the last 20 decaying
+    for opt in model.optimizers().values():
+        clone = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+        for o in (opt, clone):
+            rates = []
+            for step in (0, 20, 30, 40):
+                o.iterations.assign(step)
+                rates.append(float(o.learning_rate))
+            assert rates == pytest.approx([c * cfg.train.learning_rate for c in (1, 1, 0.5, 0)])
+
+
+def test_lr_decay_without_a_known_run_length_is_refused():
+    cfg = config.override(tiny_config("gan-mnist"), ["train.lr_decay=0.5"])
+    with pytest.raises(ValueError, match="total number of steps"):
+        models.build(cfg)  # steps_per_epoch none: one pass over data this code does not see
