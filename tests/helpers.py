@@ -77,8 +77,11 @@ TINY = {
 
 
 def tiny_config(preset: str, **train) -> config_lib.Config:
+    """The preset at tiny widths, batch 8, one epoch of 4 steps: a known run length, so a
+    preset's learning-rate decay can be sized when the model is built outside `train.py`."""
     cfg = config_lib.override(config_lib.preset(preset), TINY[preset.removesuffix("-report")])
-    return replace(cfg, train=replace(cfg.train, **{"batch_size": 8, "epochs": 1, **train}))
+    defaults = {"batch_size": 8, "epochs": 1, "steps_per_epoch": 4}
+    return replace(cfg, train=replace(cfg.train, **{**defaults, **train}))
 
 
 def train_args(

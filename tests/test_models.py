@@ -273,7 +273,7 @@ def test_every_preset_builds_and_takes_a_train_step(name):
     cfg = config.preset(name)
     cfg = config.override(cfg, TINY[name.removesuffix("-report")])
     cfg = replace(cfg, train=replace(cfg.train, batch_size=4))
-    model = models.build(cfg)
+    model = models.build(cfg, steps_per_epoch=2)  # 8 images at batch 4, as train.py sizes it
     logs = model.train_step(next(iter(_batches(cfg, n=8))))
     assert all(np.isfinite(float(v)) for v in logs.values())
 
@@ -465,6 +465,6 @@ def test_lr_decay_spans_the_whole_run_for_every_optimizer_and_survives_serializa
 
 
 def test_lr_decay_without_a_known_run_length_is_refused():
-    cfg = config.override(tiny_config("gan-mnist"), ["train.lr_decay=0.5"])
+    cfg = config.override(tiny_config("gan-mnist", steps_per_epoch=None), ["train.lr_decay=0.5"])
     with pytest.raises(ValueError, match="total number of steps"):
         models.build(cfg)  # steps_per_epoch none: one pass over data this code does not see
