@@ -257,3 +257,21 @@ def test_lr_decay_reaches_zero_at_the_last_step_of_a_run_sized_by_its_data(
         assert float(opt.learning_rate) == 0.0
         opt.iterations.assign(9)
         assert float(opt.learning_rate) == pytest.approx(0.5 * rate)
+
+
+def test_a_run_extended_on_resume_gets_its_decay_over_the_new_length(
+    tmp_path, mnist_dir, monkeypatch
+):
+    from gan_vae_tf import models
+
+    built = []
+    build = models.build
+    monkeypatch.setattr(models, "build", lambda *a, **k: built.append(build(*a, **k)) or built[-1])
+    run = tmp_path / "run"
+    assert _train(run, "gan-mnist", mnist_dir, "--set", "train.lr_decay=0.5") == 0
+    assert train.main(["--resume", str(run), "--epochs", "4", "--verbose", "0"]) == 0
+    rate = json.loads((run / "config.json").read_text())["train"]["learning_rate"]
+    for opt in built[-1].optimizers().values():
+        assert int(opt.iterations.numpy()) == 24 and float(opt.learning_rate) == 0.0
+        opt.iterations.assign(18)  # half-way through the decay over steps 12-24
+        assert float(opt.learning_rate) == pytest.approx(0.5 * rate)
