@@ -241,9 +241,9 @@ def test_an_epoch_of_a_fixed_step_count_does_not_depend_on_the_data_size(tmp_pat
     assert int(state.model.optimizers()["g_optimizer"].iterations.numpy()) == 12
 
 
-def test_lr_decay_reaches_zero_at_the_last_step_of_a_run_sized_by_its_data(
-    tmp_path, mnist_dir, monkeypatch
-):
+def _decayed_run(tmp_path, mnist_dir, monkeypatch, *resume: str):
+    """A tiny gan-mnist run with `train.lr_decay=0.5` (2 epochs of 6 steps), optionally resumed
+    with `resume` flags; returns the model the last process built and the base rate."""
     from gan_vae_tf import models
 
     built = []
@@ -251,8 +251,17 @@ def test_lr_decay_reaches_zero_at_the_last_step_of_a_run_sized_by_its_data(
     monkeypatch.setattr(models, "build", lambda *a, **k: built.append(build(*a, **k)) or built[-1])
     run = tmp_path / "run"
     assert _train(run, "gan-mnist", mnist_dir, "--set", "train.lr_decay=0.5") == 0
+    if resume:
+        assert train.main(["--resume", str(run), *resume, "--verbose", "0"]) == 0
     rate = json.loads((run / "config.json").read_text())["train"]["learning_rate"]
-    for opt in built[0].optimizers().values():
+    return built[-1], rate
+
+
+def test_lr_decay_reaches_zero_at_the_last_step_of_a_run_sized_by_its_data(
+    tmp_path, mnist_dir, monkeypatch
+):
+    model, rate = _decayed_run(tmp_path, mnist_dir, monkeypatch)
+    for opt in model.optimizers().values():
         assert int(opt.iterations.numpy()) == 12  # 96 images at batch 16, 2 epochs
         assert float(opt.learning_rate) == 0.0
         opt.iterations.assign(9)
@@ -262,16 +271,8 @@ def test_lr_decay_reaches_zero_at_the_last_step_of_a_run_sized_by_its_data(
 def test_a_run_extended_on_resume_gets_its_decay_over_the_new_length(
     tmp_path, mnist_dir, monkeypatch
 ):
-    from gan_vae_tf import models
-
-    built = []
-    build = models.build
-    monkeypatch.setattr(models, "build", lambda *a, **k: built.append(build(*a, **k)) or built[-1])
-    run = tmp_path / "run"
-    assert _train(run, "gan-mnist", mnist_dir, "--set", "train.lr_decay=0.5") == 0
-    assert train.main(["--resume", str(run), "--epochs", "4", "--verbose", "0"]) == 0
-    rate = json.loads((run / "config.json").read_text())["train"]["learning_rate"]
-    for opt in built[-1].optimizers().values():
+    model, rate = _decayed_run(tmp_path, mnist_dir, monkeypatch, "--epochs", "4")
+    for opt in model.optimizers().values():
         assert int(opt.iterations.numpy()) == 24 and float(opt.learning_rate) == 0.0
         opt.iterations.assign(18)  # half-way through the decay over steps 12-24
         assert float(opt.learning_rate) == pytest.approx(0.5 * rate)
