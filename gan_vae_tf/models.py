@@ -13,6 +13,7 @@ import tensorflow as tf
 from keras import ops
 
 from gan_vae_tf import losses
+from gan_vae_tf.config import TrainConfig
 from gan_vae_tf.layers import Reparameterize
 
 
@@ -40,21 +41,21 @@ class LinearTail(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-def adam(
-    learning_rate: float,
-    beta_1: float = 0.9,
-    beta_2: float = 0.999,
-    total_steps: int | None = None,
-    decay_fraction: float = 0.0,
+def adam(learning_rate, beta_1: float = 0.9, beta_2: float = 0.999) -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
+
+
+def run_adam(
+    train: TrainConfig, total_steps: int | None, learning_rate: float | None = None
 ) -> keras.optimizers.Optimizer:
-    """Adam at a constant rate, or with `decay_fraction` > 0 a `LinearTail` over a run of
-    `total_steps`."""
-    rate = learning_rate
-    if decay_fraction:
+    """Adam with the run's betas at `learning_rate` (else `train.learning_rate`): held, or with
+    `train.lr_decay` > 0 a `LinearTail` over the run's `total_steps`."""
+    rate = train.learning_rate if learning_rate is None else learning_rate
+    if train.lr_decay:
         if not total_steps:
             raise ValueError("a learning-rate decay needs the run's total number of steps")
-        rate = LinearTail(learning_rate, total_steps, max(1, round(decay_fraction * total_steps)))
-    return keras.optimizers.Adam(learning_rate=rate, beta_1=beta_1, beta_2=beta_2)
+        rate = LinearTail(rate, total_steps, max(1, round(train.lr_decay * total_steps)))
+    return adam(rate, train.beta_1, train.beta_2)
 
 
 def _scaled(optimizer, loss):
@@ -297,17 +298,11 @@ class DCGAN(_CustomTrainer):
         return model
 
     @staticmethod
-    def run_optimizers(
-        cfg, total_steps: int | None = None
-    ) -> dict[str, keras.optimizers.Optimizer]:
+    def run_optimizers(cfg, total_steps: int | None = None) -> dict:
         """Adam for both networks; the discriminator's learning rate may differ (TTUR)."""
-        t, d_lr = cfg.train, cfg.gan.disc_learning_rate
-        tail = dict(total_steps=total_steps, decay_fraction=t.lr_decay)
         return {
-            "g_optimizer": adam(t.learning_rate, t.beta_1, t.beta_2, **tail),
-            "d_optimizer": adam(
-                t.learning_rate if d_lr is None else d_lr, t.beta_1, t.beta_2, **tail
-            ),
+            "g_optimizer": run_adam(cfg.train, total_steps),
+            "d_optimizer": run_adam(cfg.train, total_steps, cfg.gan.disc_learning_rate),
         }
 
     @property
@@ -509,12 +504,8 @@ class VAE(_CustomTrainer):
         return cls(*nets, seed=cfg.train.seed, name="vae", **options)
 
     @staticmethod
-    def run_optimizers(
-        cfg, total_steps: int | None = None
-    ) -> dict[str, keras.optimizers.Optimizer]:
-        t = cfg.train
-        tail = dict(total_steps=total_steps, decay_fraction=t.lr_decay)
-        return {"vae_optimizer": adam(t.learning_rate, t.beta_1, t.beta_2, **tail)}
+    def run_optimizers(cfg, total_steps: int | None = None) -> dict:
+        return {"vae_optimizer": run_adam(cfg.train, total_steps)}
 
     def encode(self, x, training: bool = False):
         stats = ops.cast(self.encoder(x, training=training), "float32")
