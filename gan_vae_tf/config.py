@@ -216,7 +216,7 @@ DEFAULT_PRESETS: dict[str, Config] = {
             alternating=True,
         ),
         train=TrainConfig(
-            epochs=24,
+            epochs=26,
             steps_per_epoch=1000,
             batch_size=64,
             learning_rate=1e-3,

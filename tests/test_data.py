@@ -48,6 +48,19 @@ def test_training_pipeline_reshuffles_each_epoch_with_a_fixed_seed():
     assert np.array_equal(first, again)
 
 
+def test_pipelines_run_without_the_autotune_model_thread():
+    """Its wake-up, which grows to 10-20 s, is what dropping an epoch's iterator waited for."""
+    cfg = tiny_config("gan-mnist")
+    images = data.synthetic(45).train
+    order = data.EpochOrder(len(images), 8, seed=0)
+    for ds in (
+        data.pipeline(images, cfg, training=True, order=order),
+        data.pipeline(images, cfg, training=True),
+        data.pipeline(images, cfg, training=False),
+    ):
+        assert ds.options().autotune.enabled is False
+
+
 def test_batch_larger_than_the_dataset_is_a_clear_error():
     cfg = tiny_config("gan-mnist", batch_size=512)
     with pytest.raises(UserError, match="larger than the 52 training images"):
