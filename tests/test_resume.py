@@ -82,6 +82,16 @@ def test_resume_of_a_finished_run_trains_nothing_more(tmp_path, mnist_dir):
     assert _epochs(run) == [1, 2, 3]
 
 
+def test_a_run_extended_on_resume_keeps_its_new_length_for_the_next_resume(tmp_path, mnist_dir):
+    run = tmp_path / "run"
+    assert train.main(_args("gan-mnist", mnist_dir, run, 1)) == 0
+    started = json.loads((run / "config.json").read_text())["run"]
+    assert train.main(["--resume", str(run), "--epochs", "2", "--verbose", "0"]) == 0
+    record = json.loads((run / "config.json").read_text())
+    assert record["train"]["epochs"] == 2 and record["run"] == started
+    assert train.build_config(train.parse_args(["--resume", str(run)])).train.epochs == 2
+
+
 def test_resume_keeps_the_precision_the_run_started_with(tmp_path, mnist_dir, monkeypatch):
     run = tmp_path / "run"
     assert train.main(_args("gan-mnist", mnist_dir, run, 1)) == 0
