@@ -222,8 +222,9 @@ def _train(
         run.truncate_history(start.epoch)
         start = checkpoint.Position(start.epoch, start.step, start.seconds, order.steps)
         log.info("resuming at %s (%d epochs in all)", start.describe(), cfg.train.epochs)
-        if record["train"]["epochs"] != cfg.train.epochs:  # --resume --epochs N
-            record["train"]["epochs"] = cfg.train.epochs  # so that the next --resume keeps N
+        # --resume --epochs N: the next --resume keeps N, unless N is below what already ran
+        if start.epoch <= cfg.train.epochs != record["train"]["epochs"]:
+            record["train"]["epochs"] = cfg.train.epochs
             rundir.write_json(run.config, record)
     else:
         record = cfg.to_dict()

@@ -90,6 +90,8 @@ def test_a_run_extended_on_resume_keeps_its_new_length_for_the_next_resume(tmp_p
     record = json.loads((run / "config.json").read_text())
     assert record["train"]["epochs"] == 2 and record["run"] == started
     assert train.build_config(train.parse_args(["--resume", str(run)])).train.epochs == 2
+    assert train.main(["--resume", str(run), "--epochs", "1", "--verbose", "0"]) == 0
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2  # ran 2 already
 
 
 def test_resume_keeps_the_precision_the_run_started_with(tmp_path, mnist_dir, monkeypatch):
