@@ -50,6 +50,7 @@ class GANConfig:
         0.0  # one-sided: the discriminator's target for real images is 1 - this
     )
     r1_gamma: float = 0.0  # R1 penalty on the discriminator's gradient at real images; 0: none
+    r1_every: int = 1  # lazy R1 (StyleGAN2): the penalty, times this, on every this-th D step
     alternating: bool = False  # update D first, then G against the updated D (else simultaneous)
     disc_spectral_norm: bool = False  # spectral normalization of D's Conv2D and Dense layers
     ema_decay: float = 0.0  # generator EMA; 0 keeps none
@@ -308,6 +309,7 @@ def validate(cfg: Config) -> Config:
         ("steps per execution", t.steps_per_execution),
         ("latent size", cfg.vae.latent_dim),
         ("noise size", cfg.gan.noise_dim),
+        ("gan.r1_every", cfg.gan.r1_every),
     ):
         if value is None or value <= 0:
             raise UserError(f"{name} must be a positive integer, got {value}")

@@ -246,10 +246,12 @@ class DCGAN(_CustomTrainer):
         generator_ema: keras.Model | None = None,
         r1_gamma: float = 0.0,
         alternating: bool = False,
+        r1_every: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.r1_gamma = float(r1_gamma)
+        self.r1_every = int(r1_every)
         self.alternating = bool(alternating)
         self.generator = generator
         self.discriminator = discriminator
@@ -291,6 +293,7 @@ class DCGAN(_CustomTrainer):
             ema_decay=gan.ema_decay,
             label_smoothing=gan.label_smoothing,
             r1_gamma=gan.r1_gamma,
+            r1_every=gan.r1_every,
             alternating=gan.alternating,
         )
         model = cls(*nets, seed=cfg.train.seed, name="dcgan", **options)
@@ -339,16 +342,32 @@ class DCGAN(_CustomTrainer):
             total = ops.sum(ops.cast(real_logits, "float32")) * scale
         return real_logits, losses.gradient_penalty(tape.gradient(total, real) / scale)
 
+    def _real_logits_and_penalty(self, real):
+        """D's logits on real images and the weighted R1 penalty, gamma / 2 times R1, or 0.
+        Lazy R1 computes the penalty on every `r1_every`-th discriminator step only, at
+        `r1_every` times the weight, so its mean pull is unchanged while most steps skip the
+        second-order pass (StyleGAN2's lazy regularization)."""
+        if not self.r1_gamma:
+            return self.discriminator(real, training=True), 0.0
+        weight = 0.5 * self.r1_gamma * self.r1_every
+
+        def with_r1():
+            real_logits, r1 = self._real_logits_and_r1(real)
+            return real_logits, weight * r1
+
+        if self.r1_every == 1:
+            return with_r1()
+        due = ops.equal(self.d_optimizer.iterations % self.r1_every, 0)
+        return tf.cond(
+            due, with_r1, lambda: (self.discriminator(real, training=True), tf.constant(0.0))
+        )
+
     def _discriminator_loss(self, real, fake):
         """(BCE loss, weighted R1 penalty, real logits, fake logits) of the discriminator on one
-        real and one generated batch; the penalty, gamma / 2 times R1, is 0 when `r1_gamma`
-        is. It is kept apart from the loss it is trained with so the logged `d_loss` is the
-        same BCE that `test_step` reports, and stays finite when a float16 step overflows."""
-        if self.r1_gamma:
-            real_logits, r1 = self._real_logits_and_r1(real)
-            penalty = 0.5 * self.r1_gamma * r1
-        else:
-            real_logits, penalty = self.discriminator(real, training=True), 0.0
+        real and one generated batch. The penalty is kept apart from the loss it is trained
+        with so the logged `d_loss` is the same BCE that `test_step` reports, and stays finite
+        when a float16 step overflows."""
+        real_logits, penalty = self._real_logits_and_penalty(real)
         fake_logits = self.discriminator(fake, training=True)
         loss = losses.discriminator_loss(
             real_logits, fake_logits, real_label=1.0 - self.label_smoothing
@@ -418,6 +437,7 @@ class DCGAN(_CustomTrainer):
             "ema_decay": self.ema_decay,
             "label_smoothing": self.label_smoothing,
             "r1_gamma": self.r1_gamma,
+            "r1_every": self.r1_every,
             "alternating": self.alternating,
         }
 

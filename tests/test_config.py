@@ -80,6 +80,7 @@ def test_set_overrides_typed_values():
         ("gan-mnist", "train.steps_per_epoch=0", "steps per epoch"),
         ("gan-mnist", "gan.disc_learning_rate=0", "disc_learning_rate"),
         ("gan-mnist", "gan.r1_gamma=-1", "r1_gamma"),
+        ("gan-mnist", "gan.r1_every=0", "r1_every must be a positive integer"),
         ("gan-mnist", "train.beta_1=1.0", "beta_1"),
         ("vae-mnist", "train.beta_2=-0.5", "beta_2"),
         ("gan-mnist", "train.lr_decay=1.5", "lr_decay"),

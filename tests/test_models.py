@@ -367,6 +367,38 @@ def test_r1_moves_the_discriminator_weights_by_its_own_gradient_gamma_w():
     np.testing.assert_allclose(moved, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_lazy_r1_pulls_by_every_times_gamma_w_on_every_every_th_step_and_not_between():
+    """With r1_every 3 the first step (iteration 0) and the fourth carry the penalty at three
+    times its weight; the two between are the plain BCE step."""
+    plain, real = _linear_gan()
+    lazy, _ = _linear_gan(r1_gamma=2.0, r1_every=3)
+    lazy.set_weights(plain.get_weights())
+    for step in range(4):
+        w = lazy.discriminator.layers[-1].kernel.numpy().copy()
+        plain.set_weights(lazy.get_weights())
+        for model in (plain, lazy):
+            model.seed_generator.state.assign([0, step])
+            model.train_step(real)
+        pull = 0.1 * 3 * 2.0 * w if step % 3 == 0 else 0.0
+        expected = plain.discriminator.layers[-1].kernel.numpy() - pull
+        np.testing.assert_allclose(
+            lazy.discriminator.layers[-1].kernel.numpy(), expected, rtol=1e-5, atol=1e-6
+        )
+
+
+def test_lazy_r1_traces_into_one_compiled_step_and_survives_a_config_round_trip():
+    cfg = config.override(tiny_config("gan-mnist"), ["gan.r1_gamma=1.0", "gan.r1_every=2"])
+    model = models.build(cfg)
+    assert model.r1_every == 2
+    again = models.DCGAN.from_config(model.get_config())
+    assert again.r1_every == 2 and again.r1_gamma == 1.0
+    step, steps = tf.function(model.train_step), 0
+    for batch in _batches(cfg, 32):
+        logs, steps = step(batch), steps + 1
+    assert steps >= 2 and all(np.isfinite(float(v)) for v in logs.values())
+    assert int(model.d_optimizer.iterations) == steps
+
+
 @pytest.mark.parametrize("alternating", [False, True])
 def test_the_generator_learns_from_the_old_or_the_updated_discriminator(alternating):
     """Simultaneous updates differentiate the generator's loss through the discriminator as it
@@ -399,9 +431,13 @@ def test_spectral_normalization_wraps_every_discriminator_layer_with_weights():
     assert weighted and all(isinstance(x, keras.layers.SpectralNormalization) for x in weighted)
 
 
+@pytest.mark.parametrize("r1_every", [1, 2])
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
-def test_r1_and_alternating_updates_train_under_every_precision(precision):
-    cfg = config.override(tiny_config("gan-mnist"), ["gan.r1_gamma=1.0", "gan.alternating=true"])
+def test_r1_and_alternating_updates_train_under_every_precision(precision, r1_every):
+    cfg = config.override(
+        tiny_config("gan-mnist"),
+        ["gan.r1_gamma=1.0", f"gan.r1_every={r1_every}", "gan.alternating=true"],
+    )
     model = models.build(cfg, precision)
     nets = (model.generator, model.discriminator)
     before = [[w.numpy().copy() for w in net.trainable_weights] for net in nets]
