@@ -347,20 +347,20 @@ class DCGAN(_CustomTrainer):
         Lazy R1 computes the penalty on every `r1_every`-th discriminator step only, at
         `r1_every` times the weight, so its mean pull is unchanged while most steps skip the
         second-order pass (StyleGAN2's lazy regularization)."""
-        if not self.r1_gamma:
+
+        def without_r1():
             return self.discriminator(real, training=True), 0.0
-        weight = 0.5 * self.r1_gamma * self.r1_every
 
         def with_r1():
             real_logits, r1 = self._real_logits_and_r1(real)
-            return real_logits, weight * r1
+            return real_logits, 0.5 * self.r1_gamma * self.r1_every * r1
 
-        if self.r1_every == 1:
+        if not self.r1_gamma:
+            return without_r1()
+        if self.r1_every == 1:  # no tf.cond in the step when every step is due
             return with_r1()
         due = ops.equal(self.d_optimizer.iterations % self.r1_every, 0)
-        return tf.cond(
-            due, with_r1, lambda: (self.discriminator(real, training=True), tf.constant(0.0))
-        )
+        return tf.cond(due, with_r1, without_r1)
 
     def _discriminator_loss(self, real, fake):
         """(BCE loss, weighted R1 penalty, real logits, fake logits) of the discriminator on one

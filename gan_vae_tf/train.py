@@ -223,7 +223,8 @@ def _train(
         start = checkpoint.Position(start.epoch, start.step, start.seconds, order.steps)
         log.info("resuming at %s (%d epochs in all)", start.describe(), cfg.train.epochs)
         # --resume --epochs N: the next --resume keeps N, unless N is below what already ran
-        if start.epoch <= cfg.train.epochs != record["train"]["epochs"]:
+        changed = cfg.train.epochs != record["train"]["epochs"]
+        if changed and cfg.train.epochs >= start.epoch:
             record["train"]["epochs"] = cfg.train.epochs
             rundir.write_json(run.config, record)
     else:

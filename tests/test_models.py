@@ -397,6 +397,7 @@ def test_lazy_r1_traces_into_one_compiled_step_and_survives_a_config_round_trip(
         logs, steps = step(batch), steps + 1
     assert steps >= 2 and all(np.isfinite(float(v)) for v in logs.values())
     assert int(model.d_optimizer.iterations) == steps
+    assert step.experimental_get_tracing_count() == 1
 
 
 @pytest.mark.parametrize("alternating", [False, True])
