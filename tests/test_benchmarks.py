@@ -193,3 +193,15 @@ def test_a_benchmark_arm_is_built_in_its_own_precision_unless_overridden(overrid
     assert policy == expected
     for net in (model.generator, model.discriminator):
         assert net.layers[0].dtype_policy.name == expected  # a hidden layer, not the float32 head
+
+
+def test_layer_costs_name_every_layer_in_order_with_its_shapes_and_a_positive_time():
+    from benchmarks.bench_layers import call_overhead_ms, layer_costs, table
+
+    net = models.build(tiny_config("gan-mnist")).discriminator
+    rows = layer_costs(net, batch=4, calls=1, reps=2)
+    assert [r["layer"] for r in rows] == [layer.name for layer in net.layers]
+    assert rows[0]["input"] == (28, 28, 1) and rows[-1]["output"] == (1,)
+    assert all(r["ms"] > 0 for r in rows)
+    assert table(rows).count("\n") == len(rows) + 1
+    assert call_overhead_ms(batch=4, calls=1, reps=2) > 0
