@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from benchmarks import common
 from gan_vae_tf import console
+from gan_vae_tf.errors import UserError
 
 
 def _median_ms(step, x, calls: int, reps: int) -> float:
@@ -98,9 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=50, help="steps per timed call")
     args = p.parse_args(argv)
     console.setup()
+    import tensorflow as tf
+
+    from benchmarks import common  # imports Keras, so after the console set-up
     from gan_vae_tf import models
 
-    cfg = common.arm_config(args.preset, seed=0)
+    try:
+        cfg = common.arm_config(args.preset, seed=0)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    tf.get_logger().setLevel("ERROR")  # one trace per layer is the design, not a retracing bug
     model = models.build(cfg)
     batch = args.batch or cfg.train.batch_size
     rows = []

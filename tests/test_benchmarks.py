@@ -205,3 +205,11 @@ def test_layer_costs_name_every_layer_in_order_with_its_shapes_and_a_positive_ti
     assert all(r["ms"] > 0 for r in rows)
     assert table(rows).count("\n") == len(rows) + 1
     assert call_overhead_ms(batch=4, calls=1, reps=2) > 0
+
+
+def test_layer_costs_cli_names_an_unknown_preset_in_one_line(capsys):
+    from benchmarks import bench_layers
+
+    assert bench_layers.main(["nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown preset 'nosuch'") and err.count("\n") == 1
