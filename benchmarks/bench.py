@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import OUT, ROOT, cpu_name, images_for, preset_config, project_model
-from gan_vae_tf import console
+from gan_vae_tf import console, errors
 
 PRESETS = ("gan-mnist", "vae-mnist", "gan-anime", "vae-anime")
 # Timed steps per measurement: about 20-40 s each on a 2-core CPU, long enough for a spread of
@@ -258,8 +258,11 @@ def main() -> int:
         print(markdown(result))
         return 0
 
+    from gan_vae_tf import config as config_lib
     from gan_vae_tf import precision
 
+    for name in args.presets.split(","):
+        config_lib.preset(name)  # an unknown name fails here, before minutes of measuring
     policy, why = precision.resolve("auto")
     machine = {
         "cpu": cpu_name(),
@@ -386,4 +389,4 @@ def markdown(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    errors.exit_with(main)

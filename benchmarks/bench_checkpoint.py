@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import OUT, cpu_name, images_for, preset_config, project_model
-from gan_vae_tf import console, rundir
+from gan_vae_tf import console, errors, rundir
 
 
 def measure(preset: str, data_dir: str | None, saves: int, steps: int) -> dict:
@@ -116,4 +116,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    errors.exit_with(main)

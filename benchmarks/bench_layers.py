@@ -11,13 +11,11 @@ discriminator's layers need the input gradient for the generator's update). Not 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import numpy as np
 
-from gan_vae_tf import console
-from gan_vae_tf.errors import UserError
+from gan_vae_tf import console, errors
 
 
 def _median_ms(step, x, calls: int, reps: int) -> float:
@@ -103,11 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks import common  # imports Keras, so after the console set-up
     from gan_vae_tf import models
 
-    try:
-        cfg = common.arm_config(args.preset, seed=0)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = common.arm_config(args.preset, seed=0)
     tf.get_logger().setLevel("ERROR")  # one trace per layer is the design, not a retracing bug
     model = models.build(cfg)
     batch = args.batch or cfg.train.batch_size
@@ -126,4 +120,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    errors.exit_with(main)

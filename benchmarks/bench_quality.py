@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import TimeBudget, arm_config, build_arm, cpu_name, parse_arm
-from gan_vae_tf import console
+from gan_vae_tf import console, errors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -417,4 +417,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    errors.exit_with(main)

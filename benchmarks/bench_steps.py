@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from gan_vae_tf import console
+from gan_vae_tf import console, errors
 
 
 def extra_averages(model, decays: list[float]):
@@ -169,4 +168,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    errors.exit_with(main)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 from benchmarks import common, profiling
-from gan_vae_tf import console
+from gan_vae_tf import console, errors
 
 STEPS = {"gan-mnist": 6, "vae-mnist": 150, "gan-anime": 3, "vae-anime": 6}
 
@@ -83,4 +82,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    errors.exit_with(main)

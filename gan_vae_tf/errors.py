@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
 
 class UserError(Exception):
     """A problem with the user's input (paths, flags, data); the CLIs print it and exit 2."""
@@ -37,3 +41,15 @@ class Interrupted(Exception):
         super().__init__(f"signal {signum}")
         self.signum = signum
         self.saved = saved
+
+
+def exit_with(main: Callable[[], int | None]) -> NoReturn:
+    """Run a command-line `main` and exit with its code; a UserError it raises (an unknown
+    preset, a bad override) becomes one `error: ...` line and exit 2, as in the package's CLIs.
+    For the benchmarks, whose mains build configs without catching."""
+    try:
+        code = main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

@@ -3,6 +3,8 @@ probes' own time; the profile summary sorts ops into categories and shares of bu
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -207,9 +209,30 @@ def test_layer_costs_name_every_layer_in_order_with_its_shapes_and_a_positive_ti
     assert call_overhead_ms(batch=4, calls=1, reps=2) > 0
 
 
-def test_layer_costs_cli_names_an_unknown_preset_in_one_line(capsys):
-    from benchmarks import bench_layers
+@pytest.mark.parametrize(
+    "module, argv",
+    [
+        ("bench", ["--presets", "gan-mnist,nosuch"]),
+        ("bench_quality", ["--arms", "nosuch"]),
+        ("bench_steps", ["nosuch", "--out", "unused.json"]),
+        ("bench_checkpoint", ["--presets", "nosuch"]),
+        ("profile_steps", ["--presets", "nosuch"]),
+        ("bench_layers", ["nosuch"]),
+    ],
+)
+def test_a_benchmark_names_an_unknown_preset_in_one_line_and_exits_2(
+    module, argv, monkeypatch, capsys, tmp_path
+):
+    import importlib
 
-    assert bench_layers.main(["nosuch"]) == 2
+    from gan_vae_tf import errors
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [module, *argv])
+    main = importlib.import_module(f"benchmarks.{module}").main
+    with pytest.raises(SystemExit) as stop:
+        errors.exit_with(main)
+    assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown preset 'nosuch'") and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())  # nothing written before the name was checked
