@@ -261,7 +261,8 @@ def main() -> int:
     from gan_vae_tf import config as config_lib
     from gan_vae_tf import precision
 
-    for name in args.presets.split(","):
+    presets = args.presets.split(",")
+    for name in presets:
         config_lib.preset(name)  # an unknown name fails here, before minutes of measuring
     policy, why = precision.resolve("auto")
     machine = {
@@ -277,7 +278,7 @@ def main() -> int:
         f"bfloat16 {peak['bfloat16'] / 1e12:.3f} TFLOP/s"
     )
     rows = []
-    for preset in args.presets.split(","):
+    for preset in presets:
         runs: dict[str, list[dict]] = {m: [] for m in METHODS}
         for _ in range(args.repeats):
             for method in METHODS:  # interleaved, so drift hits every method alike

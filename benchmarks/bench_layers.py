@@ -99,19 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from benchmarks import common  # imports Keras, so after the console set-up
-    from gan_vae_tf import models
 
     cfg = common.arm_config(args.preset, seed=0)
     tf.get_logger().setLevel("ERROR")  # one trace per layer is the design, not a retracing bug
-    model = models.build(cfg)
+    model, policy, _ = common.build_arm(cfg)
     batch = args.batch or cfg.train.batch_size
     rows = []
-    for name, net in model.networks().items():
-        if name != "generator_ema":
+    for net in model.networks().values():
+        if net.trainable:  # not the generator EMA: the same layers, moved by no optimizer
             rows += layer_costs(net, batch, args.calls, args.reps)
     overhead = call_overhead_ms(batch, args.calls, args.reps)
     print(
-        f"{args.preset}: batch {batch}, float32, {common.cpu_name()}; median of {args.calls} "
+        f"{args.preset}: batch {batch}, {policy}, {common.cpu_name()}; median of {args.calls} "
         f"calls of {args.reps} steps, each layer alone; an identity layer measures "
         f"{overhead:.3f} ms (call overhead, included in every row)"
     )
