@@ -30,6 +30,8 @@ def extra_averages(model, decays: list[float]):
 
     from gan_vae_tf import models
 
+    if model.steps_per_execution != 1:
+        raise ValueError("extra averages update after every step: train with steps_per_execution 1")
     copies = []
     for d in decays:
         net = models.copy_network(model.generator, f"generator_ema_{d}")
@@ -58,6 +60,13 @@ def train(args) -> dict:
     cfg = arm_config(args.arm, args.seed)
     if args.data_dir:
         cfg = replace(cfg, data=replace(cfg.data, data_dir=args.data_dir))
+    if args.decays:  # their callback runs once per compiled call; the steps are the same
+        cfg = replace(cfg, train=replace(cfg.train, steps_per_execution=1))
+    if args.every % cfg.train.steps_per_execution:
+        raise errors.UserError(
+            f"--every {args.every} must be a multiple of the arm's steps per execution "
+            f"({cfg.train.steps_per_execution}), or the repeated data would run past it"
+        )
     dataset = data.load(cfg.data)
     scorer, floor, extra = make_scorer("mnist", dataset, args.num)
     model, policy, why = build_arm(cfg, args.precision)

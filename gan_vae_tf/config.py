@@ -54,6 +54,10 @@ class GANConfig:
     alternating: bool = False  # update D first, then G against the updated D (else simultaneous)
     disc_spectral_norm: bool = False  # spectral normalization of D's Conv2D and Dense layers
     ema_decay: float = 0.0  # generator EMA; 0 keeps none
+    # The same functions through faster CPU kernels (layers.py): D's first and G's last
+    # (stride-2, image-side) convolutions as pixel (un)shuffle + 3x3, and fused batch norm.
+    pixel_shuffle: bool = False
+    fused_batchnorm: bool = False
     sample_with_ema: bool = True  # PNGs, evaluate and report sample the EMA generator when kept
 
 
@@ -203,7 +207,8 @@ DEFAULT_PRESETS: dict[str, Config] = {
     # discriminator at half), with a generator EMA, lazy R1 on the discriminator (every 16th
     # step), alternating updates, Adam 1e-3 without momentum (beta_1 0) and a linear decay to
     # zero over the second half of the run: the best quality per CPU-minute of the candidates
-    # in experiments/bench/search/.
+    # in experiments/bench/search/. Its thin image-side convolutions and batch norms run as
+    # faster kernels of the same functions, and ten steps per call to the compiled step.
     "gan-mnist": Config(
         preset="gan-mnist",
         model="gan",
@@ -217,10 +222,13 @@ DEFAULT_PRESETS: dict[str, Config] = {
             r1_gamma=1.0,
             r1_every=16,
             alternating=True,
+            pixel_shuffle=True,
+            fused_batchnorm=True,
         ),
         train=TrainConfig(
             epochs=26,
             steps_per_epoch=1000,
+            steps_per_execution=10,
             batch_size=64,
             learning_rate=1e-3,
             beta_1=0.0,
@@ -336,6 +344,11 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"gan.ema_decay must be in [0, 1), got {g.ema_decay}")
     if not g.r1_gamma >= 0.0:
         raise UserError(f"gan.r1_gamma must be >= 0, got {g.r1_gamma}")
+    if g.pixel_shuffle and (g.gen_strides[-1] != 2 or not 3 <= g.kernel_size <= 6):
+        raise UserError(
+            "gan.pixel_shuffle needs the generator's last stride to be 2 and a kernel size of "
+            f"3 to 6, got stride {g.gen_strides[-1]} and kernel {g.kernel_size}"
+        )
     if not 0.0 <= g.label_smoothing < 1.0:
         raise UserError(f"gan.label_smoothing must be in [0, 1), got {g.label_smoothing}")
     for name, value in (

@@ -12,13 +12,19 @@ import math
 import keras
 from keras import layers
 
-from gan_vae_tf.config import Config
+from gan_vae_tf import layers as own_layers
+from gan_vae_tf.config import Config, GANConfig
 
 
 def _activation(name: str, slope: float, policy: str) -> layers.Layer:
     if name == "leaky_relu":
         return layers.LeakyReLU(negative_slope=slope, dtype=policy)
     return layers.Activation(name, dtype=policy)
+
+
+def _batchnorm(g: GANConfig, policy: str) -> layers.Layer:
+    kind = own_layers.FusedBatchNormalization if g.fused_batchnorm else layers.BatchNormalization
+    return kind(dtype=policy)
 
 
 def generator(cfg: Config, policy: str = "float32") -> keras.Sequential:
@@ -32,7 +38,7 @@ def generator(cfg: Config, policy: str = "float32") -> keras.Sequential:
     stack = [
         keras.Input((g.noise_dim,)),
         layers.Dense(base * base * g.gen_base_width, use_bias=False, dtype=policy),
-        layers.BatchNormalization(dtype=policy),
+        _batchnorm(g, policy),
         _activation(g.gen_activation, g.leaky_slope, policy),
         layers.Reshape((base, base, g.gen_base_width), dtype=policy),
     ]
@@ -41,13 +47,12 @@ def generator(cfg: Config, policy: str = "float32") -> keras.Sequential:
             layers.Conv2DTranspose(
                 width, g.kernel_size, stride, padding="same", use_bias=False, dtype=policy
             ),
-            layers.BatchNormalization(dtype=policy),
+            _batchnorm(g, policy),
             _activation(g.gen_activation, g.leaky_slope, policy),
         ]
+    last = own_layers.PixelShuffleConv2DTranspose if g.pixel_shuffle else layers.Conv2DTranspose
     stack += [
-        layers.Conv2DTranspose(
-            channels, g.kernel_size, g.gen_strides[-1], padding="same", dtype=policy
-        ),
+        last(channels, g.kernel_size, g.gen_strides[-1], padding="same", dtype=policy),
         layers.Activation("tanh", dtype="float32"),
     ]
     return keras.Sequential(stack, name="generator")
@@ -69,9 +74,10 @@ def discriminator(cfg: Config, policy: str = "float32") -> keras.Sequential:
 
     stack: list = [keras.Input(cfg.image_shape)]
     for i, width in enumerate(g.disc_widths):
+        first = own_layers.PixelUnshuffleConv2D if g.pixel_shuffle and i == 0 else layers.Conv2D
         stack.append(
             weighted(
-                layers.Conv2D(
+                first(
                     width,
                     g.kernel_size,
                     2,
@@ -82,7 +88,7 @@ def discriminator(cfg: Config, policy: str = "float32") -> keras.Sequential:
             )
         )
         if g.disc_batchnorm and i > 0:
-            stack.append(layers.BatchNormalization(dtype=policy))
+            stack.append(_batchnorm(g, policy))
         stack.append(layers.LeakyReLU(negative_slope=g.leaky_slope, dtype=policy))
         if g.disc_dropout:
             stack.append(layers.Dropout(g.disc_dropout, dtype=policy))

@@ -146,6 +146,7 @@ def test_bench_steps_extra_average_at_the_models_decay_matches_the_models_own_em
     from benchmarks.bench_steps import extra_averages
 
     cfg = tiny_config("gan-mnist", learning_rate=0.02)
+    cfg = replace(cfg, train=replace(cfg.train, steps_per_execution=1))
     model = models.build(replace(cfg, gan=replace(cfg.gan, ema_decay=0.9)))
     [(_, copy)], callback = extra_averages(model, [0.9])
     images = data.pipeline(data.synthetic(40).train, cfg, training=True)

@@ -145,7 +145,9 @@ def _checkpoint_tensors(run) -> dict[str, np.ndarray]:
 def test_a_run_stopped_mid_epoch_and_resumed_equals_an_uninterrupted_run_bit_for_bit(
     tmp_path, mnist_dir, preset, monkeypatch, capsys
 ):
-    assert train.main(_args(preset, mnist_dir, tmp_path / "whole")) == 0
+    # Three steps per compiled call: the stop lands between calls, as it does in a default run.
+    spe = ("--steps-per-execution", "3")
+    assert train.main(_args(preset, mnist_dir, tmp_path / "whole", *spe)) == 0
 
     batch_end = checkpoint.Checkpoint.on_train_batch_end
 
@@ -156,7 +158,7 @@ def test_a_run_stopped_mid_epoch_and_resumed_equals_an_uninterrupted_run_bit_for
 
     monkeypatch.setattr(checkpoint.Checkpoint, "on_train_batch_end", sigterm_at_step_3)
     cut = tmp_path / "cut"
-    assert train.main(_args(preset, mnist_dir, cut)) == 143
+    assert train.main(_args(preset, mnist_dir, cut, *spe)) == 143
     stopped = checkpoint.saved_position(cut)
     assert (stopped.epoch, stopped.step, stopped.steps_per_epoch) == (0, 3, 6)
     assert f"--resume {cut}" in capsys.readouterr().err
@@ -181,7 +183,8 @@ def test_checkpoint_every_saves_inside_epochs(tmp_path, mnist_dir, monkeypatch):
 
     monkeypatch.setattr(checkpoint.RunState, "save", recording_save)
     run = tmp_path / "run"
-    assert train.main(_args("gan-mnist", mnist_dir, run, "--checkpoint-every", "1e-9")) == 0
+    every_step = ("--checkpoint-every", "1e-9", "--steps-per-execution", "1")
+    assert train.main(_args("gan-mnist", mnist_dir, run, *every_step)) == 0
     assert positions == [(0, s) for s in range(1, 6)] + [(1, 0)] + [(1, s) for s in range(1, 6)] + [
         (2, 0)
     ]
