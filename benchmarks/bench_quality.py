@@ -202,7 +202,10 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
         if suite == "mnist"
         else (("swd", "SWD x 1e3, Laplacian patches (lower is better)", True),)
     )
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.9), squeeze=False)
+    rows = len(arms) + 1  # legend rows below the panels: arms (with raw lines), the floor
+    fig, axes = plt.subplots(
+        1, len(keys), figsize=(5.2 * len(keys), 3.9 + 0.2 * rows), squeeze=False
+    )
     for ax, (key, label, log) in zip(axes[0], keys, strict=True):
         for a in arms:
             (line,) = ax.plot(
@@ -230,9 +233,12 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
         if log:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    # One legend under the panels: arm names can be long (preset:overrides), and inside an
+    # axes they covered the curves.
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", fontsize=7, ncol=2, frameon=False)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.2 * rows / (3.9 + 0.2 * rows) + 0.02, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

@@ -130,7 +130,15 @@ class TimeBudget(keras.callbacks.Callback):
         self.points: list[dict] = []
         self.steps = 0
 
+    def _optimizer_steps(self) -> int | None:
+        """Steps the model's first optimizer has taken; None for a model without `optimizers()`."""
+        optimizers = getattr(self.model, "optimizers", None)
+        if not callable(optimizers):
+            return None
+        return int(next(iter(optimizers().values())).iterations)
+
     def on_train_begin(self, logs=None):
+        self.base = self._optimizer_steps()
         self.uncharged = 0.0
         self.start = self.clock()
         self.next_probe = self.every
@@ -139,8 +147,13 @@ class TimeBudget(keras.callbacks.Callback):
     def elapsed(self) -> float:
         return self.clock() - self.start - self.uncharged
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = self.steps
+
     def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
+        # `batch` is the epoch's last step index so far: one call can run several steps (a
+        # short last call of an epoch is counted in full; `_record` counts exactly).
+        self.steps = getattr(self, "epoch_start", 0) + batch + 1
         spent = self.elapsed()
         if spent >= self.next_probe or spent >= self.budget:
             self._record(spent)
@@ -151,6 +164,8 @@ class TimeBudget(keras.callbacks.Callback):
 
     def _record(self, spent: float) -> None:
         paused = self.clock()
+        if self.base is not None:
+            self.steps = self._optimizer_steps() - self.base
         spent = round(spent, 2)
         point = {
             "train_seconds": spent,

@@ -344,10 +344,13 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"gan.ema_decay must be in [0, 1), got {g.ema_decay}")
     if not g.r1_gamma >= 0.0:
         raise UserError(f"gan.r1_gamma must be >= 0, got {g.r1_gamma}")
-    if g.pixel_shuffle and (g.gen_strides[-1] != 2 or not 3 <= g.kernel_size <= 6):
+    if g.pixel_shuffle and (
+        g.gen_strides[-1] != 2 or not 3 <= g.kernel_size <= 6 or d.image_size % 2
+    ):
         raise UserError(
-            "gan.pixel_shuffle needs the generator's last stride to be 2 and a kernel size of "
-            f"3 to 6, got stride {g.gen_strides[-1]} and kernel {g.kernel_size}"
+            "gan.pixel_shuffle needs the generator's last stride to be 2, a kernel size of 3 to "
+            f"6 and an even image size, got stride {g.gen_strides[-1]}, kernel {g.kernel_size} "
+            f"and image size {d.image_size}"
         )
     if not 0.0 <= g.label_smoothing < 1.0:
         raise UserError(f"gan.label_smoothing must be in [0, 1), got {g.label_smoothing}")

@@ -65,6 +65,19 @@ def test_time_budget_rejects_a_non_positive_budget():
         TimeBudget(0, 1.0, lambda m, s, n: {}, batch_size=1)
 
 
+def test_time_budget_counts_every_step_of_a_multi_step_call():
+    clock, told = FakeClock(), []
+    cb = TimeBudget(100.0, 1.0, lambda m, s, n: told.append(n) or {}, batch_size=4, clock=clock)
+    cb.set_model(FakeModel())
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    for end_step in (9, 19, 29):  # ten steps per call, as Keras reports them
+        clock.now += 1.0
+        cb.on_train_batch_end(end_step)
+    assert told == [0, 10, 20, 30]
+    assert cb.points[-1]["images_seen"] == 120
+
+
 def test_time_budget_stops_a_real_fit_before_its_epochs_end():
     cfg = tiny_config("gan-mnist")
     model = models.build(cfg)
@@ -82,7 +95,9 @@ def test_time_budget_stops_a_real_fit_before_its_epochs_end():
         verbose=0,
         shuffle=False,
     )
-    assert cb.steps == 1
+    # Stopped after the first call: its steps (up to steps_per_execution), counted exactly.
+    assert cb.steps == int(model.g_optimizer.iterations)
+    assert 1 <= cb.steps <= cfg.train.steps_per_execution
     assert len(cb.points) == 2 and 0.0 <= cb.points[-1]["mean"] <= 1.0
 
 

@@ -84,6 +84,8 @@ def test_set_overrides_typed_values():
         ("gan-mnist", "train.beta_1=1.0", "beta_1"),
         ("vae-mnist", "train.beta_2=-0.5", "beta_2"),
         ("gan-mnist", "train.lr_decay=1.5", "lr_decay"),
+        ("gan-mnist", "gan.kernel_size=7", "pixel_shuffle needs"),
+        ("gan-mnist", "data.image_size=27", "pixel_shuffle needs"),
     ],
 )
 def test_bad_or_out_of_range_overrides_are_one_line_errors(preset, item, message):
