@@ -131,7 +131,8 @@ class TimeBudget(keras.callbacks.Callback):
         self.steps = 0
 
     def _optimizer_steps(self) -> int | None:
-        """Steps the model's first optimizer has taken; None for a model without `optimizers()`."""
+        """Steps the model's first optimizer has taken; None for a model without `optimizers()`.
+        Under mixed_float16 a step the loss scaler skipped is not counted."""
         optimizers = getattr(self.model, "optimizers", None)
         if not callable(optimizers):
             return None

@@ -44,12 +44,13 @@ def _check_phase_form(layer: keras.layers.Layer) -> None:
         or k[0] != k[1]
         or not 3 <= k[0] <= 6
         or tuple(layer.dilation_rate) != (1, 1)
+        or getattr(layer, "groups", 1) != 1
         or layer.data_format != "channels_last"
     ):
         raise ValueError(
-            f"{layer.__class__.__name__} needs strides 2, padding 'same', channels_last and a "
-            f"square kernel of 3 to 6; got strides {layer.strides}, padding {layer.padding!r}, "
-            f"kernel {k}"
+            f"{layer.__class__.__name__} needs strides 2, padding 'same', channels_last, one "
+            f"group and a square kernel of 3 to 6; got strides {layer.strides}, padding "
+            f"{layer.padding!r}, kernel {k}"
         )
 
 

@@ -365,7 +365,9 @@ class DCGAN(_CustomTrainer):
         the BCE's tape: differentiating through a cond that also held the real-image pass
         made every step run that pass's input gradient, which nothing uses, and zero-fill the
         skipped branch's intermediates (the profiler put both at about 3 ms of op time in a
-        gan-mnist step; the wall-clock gain was within noise)."""
+        gan-mnist step; the wall-clock gain was within noise). The due step makes its own
+        pass over the real batch: a discriminator with batch norm updates its moving
+        statistics once more, one with dropout draws another mask (gan-mnist has neither)."""
 
         def due():
             with tf.GradientTape() as tape:
@@ -638,15 +640,20 @@ MODELS: dict[str, type[_CustomTrainer]] = {"gan": DCGAN, "vae": VAE}
 
 
 def steps_per_execution(cfg) -> int:
-    """The config's train steps per compiled call, or 1 under a strategy with several
-    replicas: Keras 3 runs each step of a multi-step call inside a `tf.cond`, where the
-    optimizer's cross-replica `merge_call` fails ("You must feed a value for placeholder
-    tensor", keras-team/keras#19246). The steps compute the same either way; only speed
-    differs, and the log says so."""
+    """The config's train steps per compiled call, or 1 under any tf.distribute strategy:
+    Keras 3 runs each step of a multi-step call inside a `tf.cond`, where the optimizer's
+    cross-replica `merge_call` fails ("You must feed a value for placeholder tensor",
+    keras-team/keras#19246; a one-device MirroredStrategy merges too). The steps compute the
+    same either way; only speed differs, and the log says so."""
     steps = cfg.train.steps_per_execution
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    if steps > 1 and replicas > 1:
-        log.info("steps per execution: 1 instead of %d over %d replicas", steps, replicas)
+    if steps > 1 and tf.distribute.has_strategy():
+        strategy = tf.distribute.get_strategy()
+        log.info(
+            "steps per execution: 1 instead of %d under %s over %d replicas",
+            steps,
+            type(strategy).__name__,
+            strategy.num_replicas_in_sync,
+        )
         return 1
     return steps
 

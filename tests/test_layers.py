@@ -78,6 +78,7 @@ def test_pixel_shuffle_transpose_is_the_stride_2_same_conv2d_transpose_with_its_
         lambda: PixelUnshuffleConv2D(4, 5, 1, padding="same"),
         lambda: PixelUnshuffleConv2D(4, 5, 2, padding="valid"),
         lambda: PixelUnshuffleConv2D(4, 7, 2, padding="same"),
+        lambda: PixelUnshuffleConv2D(4, 5, 2, padding="same", groups=2),
         lambda: PixelShuffleConv2DTranspose(4, 5, 2, padding="same", output_padding=1),
     ],
 )
