@@ -202,10 +202,9 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
         if suite == "mnist"
         else (("swd", "SWD x 1e3, Laplacian patches (lower is better)", True),)
     )
-    rows = len(arms) + 1  # legend rows below the panels: arms (with raw lines), the floor
-    fig, axes = plt.subplots(
-        1, len(keys), figsize=(5.2 * len(keys), 3.9 + 0.2 * rows), squeeze=False
-    )
+    legend = 0.2 * (len(arms) + 1)  # inches below the panels: a row per arm, one for the floor
+    height = 3.9 + legend
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), height), squeeze=False)
     for ax, (key, label, log) in zip(axes[0], keys, strict=True):
         for a in arms:
             (line,) = ax.plot(
@@ -238,7 +237,7 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", fontsize=7, ncol=2, frameon=False)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0.2 * rows / (3.9 + 0.2 * rows) + 0.02, 1, 1))
+    fig.tight_layout(rect=(0, legend / height + 0.02, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

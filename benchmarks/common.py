@@ -128,7 +128,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.budget, self.every, self.probe = float(budget), float(every), probe
         self.batch_size, self.clock = batch_size, clock
         self.points: list[dict] = []
-        self.steps = 0
+        self.steps = self.epoch_start = 0
 
     def _optimizer_steps(self) -> int | None:
         """Steps the model's first optimizer has taken; None for a model without `optimizers()`.
@@ -154,7 +154,7 @@ class TimeBudget(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         # `batch` is the epoch's last step index so far: one call can run several steps (a
         # short last call of an epoch is counted in full; `_record` counts exactly).
-        self.steps = getattr(self, "epoch_start", 0) + batch + 1
+        self.steps = self.epoch_start + batch + 1
         spent = self.elapsed()
         if spent >= self.next_probe or spent >= self.budget:
             self._record(spent)

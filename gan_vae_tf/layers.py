@@ -157,13 +157,12 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         if not (training and self.trainable) or mask is not None:
             return super().call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
-        x = tf.cast(inputs, "float32")
+        x = tf.cast(inputs, "float32")  # gamma, beta and the statistics are float32 already
         x4 = x if x.shape.rank == 4 else tf.reshape(x, (-1, 1, 1, channels))
-        ones, zeros = tf.ones((channels,)), tf.zeros((channels,))
         y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
             x=x4,
-            scale=tf.cast(self.gamma, "float32") if self.scale else ones,
-            offset=tf.cast(self.beta, "float32") if self.center else zeros,
+            scale=self.gamma if self.scale else tf.ones((channels,)),
+            offset=self.beta if self.center else tf.zeros((channels,)),
             mean=tf.zeros((0,)),
             variance=tf.zeros((0,)),
             epsilon=self.epsilon,
@@ -173,8 +172,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         n = tf.cast(tf.size(x4) // channels, "float32")
         variance = variance * (n - 1.0) / n  # the kernel returns the unbiased variance
         m = self.momentum
-        self.moving_mean.assign(self.moving_mean * m + tf.stop_gradient(mean) * (1.0 - m))
-        self.moving_variance.assign(
-            self.moving_variance * m + tf.stop_gradient(variance) * (1.0 - m)
-        )
-        return tf.cast(tf.reshape(y, tf.shape(inputs)), self.compute_dtype)
+        self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+        self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
+        y = y if x.shape.rank == 4 else tf.reshape(y, tf.shape(inputs))
+        return tf.cast(y, self.compute_dtype)
