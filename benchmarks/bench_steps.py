@@ -24,12 +24,15 @@ from gan_vae_tf import console, errors
 
 def extra_averages(model, decays: list[float]):
     """Copies of the generator averaged at each decay (the model's ramp-up included), and a
-    Keras callback that updates them after every step."""
+    Keras callback that updates them after every step; neither without decays, whatever the
+    steps per execution."""
     import keras
     import tensorflow as tf
 
     from gan_vae_tf import models
 
+    if not decays:
+        return [], None
     if model.steps_per_execution != 1:
         raise ValueError("extra averages update after every step: train with steps_per_execution 1")
     copies = []

@@ -171,6 +171,19 @@ def test_bench_steps_extra_average_at_the_models_decay_matches_the_models_own_em
     assert not np.allclose(copy.weights[0].numpy(), model.generator.weights[0].numpy())
 
 
+def test_bench_steps_without_extra_averages_accepts_several_steps_per_execution():
+    from dataclasses import replace
+
+    from benchmarks.bench_steps import extra_averages
+
+    cfg = tiny_config("gan-mnist")
+    model = models.build(replace(cfg, train=replace(cfg.train, steps_per_execution=10)))
+    assert model.steps_per_execution == 10
+    assert extra_averages(model, []) == ([], None)
+    with pytest.raises(ValueError, match="steps_per_execution 1"):
+        extra_averages(model, [0.99])
+
+
 def quality_arm(name: str, minutes: float, scores: list[float]) -> dict:
     """An arm scored once a minute, as bench_quality records it."""
     points = [
