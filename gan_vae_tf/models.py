@@ -227,7 +227,8 @@ class DCGAN(_CustomTrainer):
 
     @classmethod
     def fixed_inputs(cls, cfg, test_images, rng) -> dict:
-        return {"noise": rng.standard_normal((16, cfg.gan.noise_dim)).astype("float32")}
+        n = cfg.train.sample_grid**2
+        return {"noise": rng.standard_normal((n, cfg.gan.noise_dim)).astype("float32")}
 
     def renderer(self, fixed: dict):
         from gan_vae_tf import plots
@@ -512,7 +513,9 @@ class VAE(_CustomTrainer):
 
         batch = data.pipeline(data.sample(test_images, 8), cfg, training=False, batch_size=8)
         return {
-            "z": rng.standard_normal((16, cfg.vae.latent_dim)).astype("float32"),
+            "z": rng.standard_normal((cfg.train.sample_grid**2, cfg.vae.latent_dim)).astype(
+                "float32"
+            ),
             "batch": next(iter(batch)).numpy(),
         }
 

@@ -60,8 +60,9 @@ def save_png(image: np.ndarray, path: str | os.PathLike, scale: int = 1) -> Path
     return path
 
 
-def gan_renderer(noise: np.ndarray, ncol: int = 4) -> Callable[[keras.Model], np.ndarray]:
-    """A fixed-noise grid of generator samples (the tutorials' 4x4)."""
+def gan_renderer(noise: np.ndarray, ncol: int | None = None) -> Callable[[keras.Model], np.ndarray]:
+    """A fixed-noise grid of generator samples, square unless `ncol` says otherwise (16 noise
+    vectors: the tutorials' 4x4)."""
     from keras import ops
 
     def render(model: keras.Model) -> np.ndarray:
@@ -77,7 +78,7 @@ def reconstruction_grid(originals: np.ndarray, recon: np.ndarray) -> np.ndarray:
 
 
 def vae_renderer(
-    z: np.ndarray, batch: np.ndarray, ncol: int = 4
+    z: np.ndarray, batch: np.ndarray, ncol: int | None = None
 ) -> Callable[[keras.Model], np.ndarray]:
     """Prior samples from fixed latent codes, beside test images over their reconstructions."""
     from keras import ops

@@ -133,6 +133,25 @@ def test_float32_runs_log_no_skipped_steps():
     assert "skipped_steps" not in logs
 
 
+def test_the_per_epoch_gan_grid_is_sample_grid_tiles_on_a_side():
+    cfg = tiny_config("gan-mnist", sample_grid=3)
+    fixed = models.DCGAN.fixed_inputs(cfg, None, np.random.default_rng(0))
+    model = models.build(cfg)
+    assert fixed["noise"].shape == (9, cfg.gan.noise_dim)
+    assert model.renderer(fixed)(model).shape == (3 * 30 + 2, 3 * 30 + 2, 1)
+
+
+def test_the_per_epoch_vae_grid_decodes_sample_grid_squared_prior_codes():
+    cfg = tiny_config("vae-mnist", sample_grid=3)
+    fixed = models.VAE.fixed_inputs(cfg, data.synthetic(40).test, np.random.default_rng(0))
+    assert fixed["z"].shape == (9, cfg.vae.latent_dim)
+
+
+def test_the_default_digit_grid_is_large_enough_for_every_class_and_the_reports_keep_4x4():
+    assert config.preset("gan-mnist").train.sample_grid == 8
+    assert config.preset("gan-mnist-report").train.sample_grid == 4
+
+
 @pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
 def test_both_models_sample_images_in_unit_range(preset):
     cfg = tiny_config(preset)
