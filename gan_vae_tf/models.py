@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -89,6 +90,11 @@ def _apply_gradients(grads, optimizer, variables):
     scale_before = ops.add(optimizer.dynamic_scale, 0.0)  # a copy, not an alias of the variable
     optimizer.apply(grads, variables)
     return ops.cast(ops.less(optimizer.dynamic_scale, scale_before), "float32")
+
+
+def grid_codes(cfg, rng, dim: int) -> np.ndarray:
+    """The fixed normal codes of the per-epoch PNG: `train.sample_grid` squared of them."""
+    return rng.standard_normal((cfg.train.sample_grid**2, dim)).astype("float32")
 
 
 class _CustomTrainer(keras.Model):
@@ -227,8 +233,7 @@ class DCGAN(_CustomTrainer):
 
     @classmethod
     def fixed_inputs(cls, cfg, test_images, rng) -> dict:
-        n = cfg.train.sample_grid**2
-        return {"noise": rng.standard_normal((n, cfg.gan.noise_dim)).astype("float32")}
+        return {"noise": grid_codes(cfg, rng, cfg.gan.noise_dim)}
 
     def renderer(self, fixed: dict):
         from gan_vae_tf import plots
@@ -513,9 +518,7 @@ class VAE(_CustomTrainer):
 
         batch = data.pipeline(data.sample(test_images, 8), cfg, training=False, batch_size=8)
         return {
-            "z": rng.standard_normal((cfg.train.sample_grid**2, cfg.vae.latent_dim)).astype(
-                "float32"
-            ),
+            "z": grid_codes(cfg, rng, cfg.vae.latent_dim),
             "batch": next(iter(batch)).numpy(),
         }
 

@@ -60,14 +60,13 @@ def save_png(image: np.ndarray, path: str | os.PathLike, scale: int = 1) -> Path
     return path
 
 
-def gan_renderer(noise: np.ndarray, ncol: int | None = None) -> Callable[[keras.Model], np.ndarray]:
-    """A fixed-noise grid of generator samples, square unless `ncol` says otherwise (16 noise
-    vectors: the tutorials' 4x4)."""
+def gan_renderer(noise: np.ndarray) -> Callable[[keras.Model], np.ndarray]:
+    """A square fixed-noise grid of generator samples (16 noise vectors: the tutorials' 4x4)."""
     from keras import ops
 
     def render(model: keras.Model) -> np.ndarray:
         images = ops.convert_to_numpy(model.sampler(noise, training=False))
-        return grid(to_uint8(images, (-1.0, 1.0)), ncol)
+        return grid(to_uint8(images, (-1.0, 1.0)))
 
     return render
 
@@ -77,16 +76,14 @@ def reconstruction_grid(originals: np.ndarray, recon: np.ndarray) -> np.ndarray:
     return grid(to_uint8(np.concatenate([originals, recon])), len(originals))
 
 
-def vae_renderer(
-    z: np.ndarray, batch: np.ndarray, ncol: int | None = None
-) -> Callable[[keras.Model], np.ndarray]:
+def vae_renderer(z: np.ndarray, batch: np.ndarray) -> Callable[[keras.Model], np.ndarray]:
     """Prior samples from fixed latent codes, beside test images over their reconstructions."""
     from keras import ops
 
     def render(model: keras.Model) -> np.ndarray:
         samples = ops.convert_to_numpy(ops.sigmoid(model.decode(z)))
         recon = ops.convert_to_numpy(model.reconstruct(batch))
-        return side_by_side(grid(to_uint8(samples), ncol), reconstruction_grid(batch, recon))
+        return side_by_side(grid(to_uint8(samples)), reconstruction_grid(batch, recon))
 
     return render
 

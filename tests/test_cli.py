@@ -235,8 +235,7 @@ def test_an_epoch_of_a_fixed_step_count_does_not_depend_on_the_data_size(tmp_pat
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     cfg = config.Config.from_json(run / "config.json")
     state = checkpoint.RunState(
-        models.build(cfg),
-        {"noise": np.zeros((cfg.train.sample_grid**2, cfg.gan.noise_dim), "float32")},
+        models.build(cfg), models.DCGAN.fixed_inputs(cfg, None, np.random.default_rng(0))
     )
     assert state.restore(run).epoch == 3
     assert int(state.model.optimizers()["g_optimizer"].iterations.numpy()) == 12
