@@ -1,0 +1,180 @@
+"""`VAE`: a convolutional VAE trained on the single-sample ELBO."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from gan_vae_tf import losses
+from gan_vae_tf.layers import Reparameterize
+from gan_vae_tf.models import base, optimizers
+from gan_vae_tf.models.base import MultiOptimizerModel
+
+
+@keras.saving.register_keras_serializable(package="gan_vae_tf")
+class VAE(MultiOptimizerModel):
+    """A convolutional VAE trained on the negative single-sample Monte-Carlo ELBO.
+
+    ELBO(x) = log p(x | z) - KL(q(z|x) || p(z)) with z ~ q(z|x) drawn once per image; the KL
+    to the standard-normal prior is in closed form. `likelihood` is "bernoulli" for binary
+    pixels or "gaussian" (fixed `obs_sigma`) for continuous pixels in [0, 1]; all in nats.
+    """
+
+    def __init__(
+        self,
+        encoder: keras.Model,
+        decoder: keras.Model,
+        likelihood: str = "bernoulli",
+        obs_sigma: float = 0.1,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.latent_dim = int(decoder.input_shape[-1])
+        self.likelihood = likelihood
+        self.obs_sigma = float(obs_sigma)
+        self.seed = seed
+        self.sampler = Reparameterize(seed=seed, name="reparameterize")
+        self.prior_seed = keras.random.SeedGenerator(None if seed is None else seed + 1)
+        self.trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("loss", "elbo", "log_px_z", "kl")
+        }
+        self.built = True
+
+    optimizer_names = ("vae_optimizer",)
+    network_keys = ("encoder", "decoder")
+    validates = True
+
+    @classmethod
+    def fixed_inputs(cls, cfg, test_images, rng) -> dict:
+        from gan_vae_tf import data
+
+        batch = data.pipeline(data.sample(test_images, 8), cfg, training=False, batch_size=8)
+        return {
+            "z": base.grid_codes(cfg, rng, cfg.vae.latent_dim),
+            "batch": next(iter(batch)).numpy(),
+        }
+
+    def renderer(self, fixed: dict):
+        from gan_vae_tf import plots
+
+        return plots.vae_renderer(fixed["z"], fixed["batch"])
+
+    def test_metrics(self, cfg, dataset, num: int, iwae_k: int = 0, iwae_images: int = 0) -> dict:
+        from gan_vae_tf import data, evaluate
+
+        result = evaluate.evaluate_vae(self, cfg, data.sample(dataset.test, num))
+        if iwae_k > 0:
+            images = data.sample(dataset.test, iwae_images)
+            result["iwae"] = evaluate.iwae(self, cfg, images, iwae_k)
+        return result
+
+    @classmethod
+    def describe(cls, cfg) -> tuple[str, str]:
+        return "VAE", f"{cfg.vae.latent_dim}-d Gaussian with an encoder q(z|x)"
+
+    def networks(self) -> dict[str, keras.Model]:
+        return {"encoder": self.encoder, "decoder": self.decoder}
+
+    def _trained_variables(self, name: str) -> list:
+        return self.trainable_variables
+
+    def compile(self, vae_optimizer=None, **kwargs):
+        super().compile(vae_optimizer=vae_optimizer, **kwargs)
+
+    @classmethod
+    def from_run_config(cls, cfg, policy: str = "float32") -> VAE:
+        from gan_vae_tf import networks
+
+        vae, nets = cfg.vae, (networks.encoder(cfg, policy), networks.decoder(cfg, policy))
+        options = dict(likelihood=vae.likelihood, obs_sigma=vae.obs_sigma)
+        return cls(*nets, seed=cfg.train.seed, name="vae", **options)
+
+    @staticmethod
+    def run_optimizers(cfg, total_steps: int | None = None) -> dict:
+        return {"vae_optimizer": optimizers.run_adam(cfg.train, total_steps)}
+
+    def encode(self, x, training: bool = False):
+        stats = ops.cast(self.encoder(x, training=training), "float32")
+        mean, logvar = ops.split(stats, 2, axis=-1)
+        return mean, logvar
+
+    def decode(self, z, training: bool = False):
+        """Pixel logits; `ops.sigmoid` of them is the mean image in [0, 1]."""
+        return ops.cast(self.decoder(z, training=training), "float32")
+
+    def call(self, x, training: bool = False):
+        mean, logvar = self.encode(x, training)
+        return self.decode(self.sampler(mean, logvar), training)
+
+    def sample(self, n: int):
+        """Mean images of decoded prior samples z ~ N(0, I)."""
+        z = keras.random.normal((n, self.latent_dim), seed=self.prior_seed)
+        return ops.sigmoid(self.decode(z))
+
+    def reconstruct(self, x):
+        """Mean images decoded from the posterior means: the deterministic reconstruction."""
+        mean, _ = self.encode(x)
+        return ops.sigmoid(self.decode(mean))
+
+    def elbo_terms(self, x, training: bool = False):
+        """Per-image (elbo, log p(x|z), kl), each float32 of shape (batch,)."""
+        mean, logvar = self.encode(x, training)
+        logits = self.decode(self.sampler(mean, logvar), training)
+        log_px_z = losses.reconstruction_log_prob(x, logits, self.likelihood, self.obs_sigma)
+        kl = losses.kl_to_standard_normal(mean, logvar)
+        return log_px_z - kl, log_px_z, kl
+
+    def log_importance_weights(self, x, k: int):
+        """(batch, k) values of log p(x|z) + log p(z) - log q(z|x) for k draws z ~ q(z|x):
+        their log-mean-exp is the IWAE bound, their mean the ELBO."""
+        mean, logvar = self.encode(x)
+        batch = ops.shape(mean)[0]
+
+        def rep(t):
+            return ops.reshape(ops.repeat(t[:, None], k, axis=1), (-1, self.latent_dim))
+
+        mean_k, logvar_k = rep(mean), rep(logvar)
+        z = self.sampler(mean_k, logvar_k)
+        x_k = ops.repeat(x, k, axis=0)
+        log_px_z = losses.reconstruction_log_prob(
+            x_k, self.decode(z), self.likelihood, self.obs_sigma
+        )
+        log_pz = losses.normal_log_prob(z, ops.zeros_like(z), ops.zeros_like(z))
+        log_qz = losses.normal_log_prob(z, mean_k, logvar_k)
+        return ops.reshape(log_px_z + log_pz - log_qz, (batch, k))
+
+    def train_step(self, x):
+        with tf.GradientTape() as tape:
+            elbo, log_px_z, kl = self.elbo_terms(x, training=True)
+            loss = -ops.mean(elbo)
+            scaled = optimizers.scaled_loss(self.vae_optimizer, loss)
+        self._count_skips(
+            optimizers.apply_loss(tape, scaled, self.vae_optimizer, self.trainable_variables)
+        )
+        return self._track(loss, elbo, log_px_z, kl)
+
+    def test_step(self, x):
+        elbo, log_px_z, kl = self.elbo_terms(x, training=False)
+        return self._track(-ops.mean(elbo), elbo, log_px_z, kl)
+
+    def _track(self, loss, elbo, log_px_z, kl):
+        n = ops.shape(elbo)[0]
+        self.trackers["loss"].update_state(loss, sample_weight=n)
+        self.trackers["elbo"].update_state(elbo)
+        self.trackers["log_px_z"].update_state(log_px_z)
+        self.trackers["kl"].update_state(kl)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "likelihood": self.likelihood,
+            "obs_sigma": self.obs_sigma,
+            "seed": self.seed,
+        }
