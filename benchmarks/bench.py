@@ -57,15 +57,17 @@ def forward_macs(model) -> int:
     return total
 
 
+# Passes over a batch per train step, by network: the discriminator sees the real and the
+# generated batch; an EMA generator is averaged, never run, in training.
+PASSES = {"generator": 1, "discriminator": 2, "encoder": 1, "decoder": 1}
+
+
 def train_flops_per_image(cfg) -> float:
     """Forward + backward (about 3x forward) for every network pass a train step makes."""
-    from gan_vae_tf import networks
+    from gan_vae_tf import kinds
 
-    if cfg.model == "gan":
-        g, d = forward_macs(networks.generator(cfg)), forward_macs(networks.discriminator(cfg))
-        return 2.0 * 3.0 * (g + 2 * d)
-    e, dec = forward_macs(networks.encoder(cfg)), forward_macs(networks.decoder(cfg))
-    return 2.0 * 3.0 * (e + dec)
+    nets = kinds.of(cfg).build(cfg).networks()
+    return 2.0 * 3.0 * sum(PASSES.get(name, 0) * forward_macs(net) for name, net in nets.items())
 
 
 def run_project(cfg, images, steps: int, in_memory: bool = False) -> float:
@@ -87,17 +89,15 @@ def run_baseline(cfg, images, steps: int) -> float:
     """The tutorials' loop: float32, GradientTape in a tf.function, no prefetch."""
     import tensorflow as tf
 
-    from gan_vae_tf import networks
+    from gan_vae_tf import kinds
 
-    x = images.astype("float32") / 255.0
-    if cfg.model == "gan":
-        x = x * 2.0 - 1.0
-    elif cfg.data.binarize:
-        x = (x > 0.5).astype("float32")
+    kind = kinds.of(cfg)
+    x = kind.pixels(cfg).scale(images).numpy()
     dataset = tf.data.Dataset.from_tensor_slices(x).shuffle(len(x)).batch(cfg.train.batch_size)
     bce = tf.keras.losses.BinaryCrossentropy(from_logits=True)
-    if cfg.model == "gan":
-        gen, disc = networks.generator(cfg), networks.discriminator(cfg)
+    nets = kind.build(cfg).networks()  # float32, as the tutorials train
+    if "discriminator" in nets:  # the DCGAN tutorial's loop; else the CVAE tutorial's
+        gen, disc = nets["generator"], nets["discriminator"]
         g_opt = tf.keras.optimizers.Adam(cfg.train.learning_rate, beta_1=cfg.train.beta_1)
         d_opt = tf.keras.optimizers.Adam(cfg.train.learning_rate, beta_1=cfg.train.beta_1)
 
@@ -125,7 +125,7 @@ def run_baseline(cfg, images, steps: int) -> float:
             )
             return d_loss
     else:
-        enc, dec = networks.encoder(cfg), networks.decoder(cfg)
+        enc, dec = nets["encoder"], nets["decoder"]
         opt = tf.keras.optimizers.Adam(cfg.train.learning_rate, beta_1=cfg.train.beta_1)
         variables = enc.trainable_variables + dec.trainable_variables
 

@@ -23,6 +23,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,30 +59,29 @@ def reached(points: list[dict], key: str, op: str, value: float) -> float | None
 
 
 def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: float) -> dict:
-    import keras
 
-    from gan_vae_tf import data, evaluate, plots
+    from gan_vae_tf import data, evaluation, kinds, plots
 
     preset, sets = parse_arm(arm)
     cfg = arm_config(arm, args.seed)
+    kind = kinds.of(cfg)
     model, policy, why = build_arm(cfg, args.precision)
     safe = arm.replace(":", "_").replace("=", "-").replace(",", "_").replace("/", "-")
     folder = grids / safe
     folder.mkdir(parents=True, exist_ok=True)
-    noise = keras.random.normal((16, cfg.gan.noise_dim), seed=1234)
+    four_by_four = replace(cfg, train=replace(cfg.train, sample_grid=4))
+    inputs = kind.grid_inputs(four_by_four, dataset.test, np.random.default_rng(1234))
 
     def probe(m, spent: float, steps: int) -> dict:
-        images = keras.ops.convert_to_numpy(m.sampler(noise, training=False))
         plots.save_png(
-            plots.grid(plots.to_uint8(images, (-1.0, 1.0)), 4),
+            kind.draw_grid(m, inputs),
             folder / f"minute_{spent / 60:05.2f}.png",
             2 if suite == "mnist" else 1,
         )
-        point = scorer(evaluate.generate(m, args.num))
+        point = scorer(evaluation.samples(m, args.num))
         if getattr(m, "generator_ema", None) is not None:  # the raw generator of the same run
-            m.sample_with_ema = False
-            point.update({f"raw_{k}": v for k, v in scorer(evaluate.generate(m, args.num)).items()})
-            m.sample_with_ema = True
+            raw = evaluation.samples(m, args.num, generator="raw")
+            point.update({f"raw_{k}": v for k, v in scorer(raw).items()})
         print(
             f"  {arm} {spent / 60:5.2f} min, {steps} steps: "
             + ", ".join(f"{k} {v:.3f}" for k, v in point.items()),
@@ -90,7 +90,7 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: f
         return point
 
     budget = TimeBudget(minutes * 60, args.every, probe, cfg.train.batch_size)
-    ds = data.pipeline(dataset.train, cfg, training=True)
+    ds = data.pipeline(dataset.train, cfg, kind.pixels(cfg), training=True)
     print(
         f"{arm}: precision {policy} ({why}), batch {cfg.train.batch_size}, budget {minutes:g} min",
         flush=True,

@@ -58,7 +58,7 @@ def train(args) -> dict:
 
     from benchmarks.bench_quality import make_scorer
     from benchmarks.common import arm_config, build_arm, cpu_name
-    from gan_vae_tf import data, plots
+    from gan_vae_tf import data, kinds, plots
 
     cfg = arm_config(args.arm, args.seed)
     if args.data_dir:
@@ -89,7 +89,7 @@ def train(args) -> dict:
     nets = {"raw": model.generator, "ema": model.generator_ema}
     nets.update({f"ema_{d}": net for d, net in copies})
     nets = {k: v for k, v in nets.items() if v is not None}
-    ds = data.pipeline(dataset.train, cfg, training=True).repeat()
+    ds = data.pipeline(dataset.train, cfg, kinds.of(cfg).pixels(cfg), training=True).repeat()
     rows, done, seconds = [], 0, 0.0
     result = {
         "arm": args.arm,

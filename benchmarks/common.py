@@ -71,11 +71,11 @@ def build_arm(cfg, precision_override: str | None = None):
     the config's own precision; returns (model, policy, why that policy)."""
     import keras
 
-    from gan_vae_tf import models, precision
+    from gan_vae_tf import kinds, precision
 
     keras.utils.set_random_seed(cfg.train.seed)
     policy, why = precision.resolve(precision_override or cfg.train.precision)
-    return models.build(cfg, policy), policy, why
+    return kinds.build(cfg, policy), policy, why
 
 
 def project_model(cfg, images, warmup_steps: int, in_memory: bool = False):
@@ -84,10 +84,10 @@ def project_model(cfg, images, warmup_steps: int, in_memory: bool = False):
     resident batch. Returns (model, dataset, precision policy)."""
     import tensorflow as tf
 
-    from gan_vae_tf import data
+    from gan_vae_tf import data, kinds
 
     model, policy, _ = build_arm(cfg)
-    ds = data.pipeline(images, cfg, training=True)
+    ds = data.pipeline(images, cfg, kinds.of(cfg).pixels(cfg), training=True)
     if in_memory:
         ds = tf.data.Dataset.from_tensors(next(iter(ds)))
     ds = ds.repeat()

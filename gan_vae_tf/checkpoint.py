@@ -46,7 +46,7 @@ class Position:
     seconds: float = 0.0  # training seconds those batches took (carried into the epoch's row)
     steps_per_epoch: int | None = field(default=None, compare=False)  # for messages
 
-    def describe(self) -> str:
+    def __str__(self) -> str:
         if self.step == 0:
             return f"the end of epoch {self.epoch}" if self.epoch else "the start"
         of = f" of {self.steps_per_epoch}" if self.steps_per_epoch else ""
@@ -89,34 +89,39 @@ def _fsync(path: Path) -> None:
 
 
 class RunState:
-    """The trackable bundle that goes into a checkpoint."""
+    """The trackable bundle that goes into a checkpoint, in three parts that are read
+    separately, so that checkpoints of older versions (without random-generator states, or
+    taken at epoch ends only) still load: the training state every version wrote (networks,
+    optimizers, grid inputs, finished epochs), the random streams, and the position inside an
+    epoch with its metric totals."""
 
-    def __init__(self, model: keras.Model, fixed_inputs: dict[str, np.ndarray]):
+    def __init__(self, model: keras.Model, grid_inputs: dict[str, np.ndarray]):
         self.model = model
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
-        self.fixed = {k: tf.Variable(v, trainable=False, name=k) for k, v in fixed_inputs.items()}
+        self.grid_inputs = {
+            k: tf.Variable(v, trainable=False, name=k) for k, v in grid_inputs.items()
+        }
         self.rng = _rng_states(model)
         self.trackers = _tracker_variables(model)
         self._resumed_trackers: list[np.ndarray] | None = None
-        core = {
+        training = {
             "model": model,
             "epoch": self.epoch,
             **model.optimizers(),
-            **{f"fixed_{k}": v for k, v in self.fixed.items()},
+            **{f"fixed_{k}": v for k, v in self.grid_inputs.items()},
         }
-        rng = {f"rng_{i}": v for i, v in enumerate(self.rng)}
-        inside = {
+        streams = {f"rng_{i}": v for i, v in enumerate(self.rng)}
+        within_epoch = {
             "step": self.step,
             "seconds": self.seconds,
             **{f"tracker_{k}": v for k, v in self.trackers.items()},
         }
-        self._ckpt = tf.train.Checkpoint(**core, **rng, **inside)
-        # Read separately, so checkpoints of older versions (no RNG state, epoch ends only) load.
-        self._core = tf.train.Checkpoint(**core)
-        self._rng = tf.train.Checkpoint(**rng)
-        self._inside = tf.train.Checkpoint(**inside)
+        self._ckpt = tf.train.Checkpoint(**training, **streams, **within_epoch)
+        self._training = tf.train.Checkpoint(**training)
+        self._streams = tf.train.Checkpoint(**streams)
+        self._within_epoch = tf.train.Checkpoint(**within_epoch)
 
     def save(self, run_dir: Path, position: Position) -> Path:
         """Write a whole checkpoint beside the current one, then swap it in; a failure while
@@ -146,7 +151,7 @@ class RunState:
                 raise  # a lost worker, not the disk
             previous = saved_position(run_dir)
             kept = (
-                f"the previous checkpoint ({previous.describe()}) is untouched"
+                f"the previous checkpoint ({previous}) is untouched"
                 if previous
                 else "there is no earlier checkpoint"
             )
@@ -168,14 +173,14 @@ class RunState:
             raise UserError(f"{run_dir} has no checkpoint to resume from")
         prefix = str(folder / "state")
         try:
-            self._core.read(prefix).expect_partial().assert_existing_objects_matched()
+            self._training.read(prefix).expect_partial().assert_existing_objects_matched()
         except Exception as e:
             raise UserError(
                 f"checkpoint in {folder} is corrupt or does not match this run's "
                 f"config ({type(e).__name__}); start a new run with --out"
             ) from None
         try:
-            self._rng.read(prefix).expect_partial().assert_existing_objects_matched()
+            self._streams.read(prefix).expect_partial().assert_existing_objects_matched()
         except AssertionError:
             log.warning(
                 "checkpoint in %s has no random-generator state (written by an older "
@@ -183,7 +188,7 @@ class RunState:
                 folder,
             )
         try:
-            self._inside.read(prefix).expect_partial().assert_existing_objects_matched()
+            self._within_epoch.read(prefix).expect_partial().assert_existing_objects_matched()
         except AssertionError:  # an older, epoch-end-only checkpoint
             self.step.assign(0)
             self.seconds.assign(0.0)

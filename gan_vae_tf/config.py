@@ -98,7 +98,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class Config:
     preset: str
-    model: str  # "gan" or "vae"
+    model: str  # the kind of model: a name in kinds.KINDS ("gan", "vae")
     data: DataConfig = field(default_factory=DataConfig)
     gan: GANConfig = field(default_factory=GANConfig)
     vae: VAEConfig = field(default_factory=VAEConfig)
@@ -119,7 +119,7 @@ class Config:
             if key not in sections:
                 continue
             sub = _SECTIONS.get(key)
-            kwargs[key] = _build(sub, value) if sub else value
+            kwargs[key] = section_from_dict(sub, value) if sub else value
         return cls(**kwargs)
 
     @classmethod
@@ -130,7 +130,9 @@ class Config:
 _SECTIONS = {"data": DataConfig, "gan": GANConfig, "vae": VAEConfig, "train": TrainConfig}
 
 
-def _build(cls: type, values: dict[str, Any]) -> Any:
+def section_from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """One section (`GANConfig`, ...) from its JSON form: lists become tuples, and keys this
+    version does not know (from a newer or older file) are left out."""
     known = {f.name: f for f in fields(cls)}
     clean = {}
     for k, v in values.items():
@@ -312,8 +314,6 @@ def override(cfg: Config, assignments: list[str]) -> Config:
 def validate(cfg: Config) -> Config:
     """Reject values that would only fail later, deep inside TensorFlow."""
     t, d = cfg.train, cfg.data
-    if cfg.model not in ("gan", "vae"):
-        raise UserError(f"model must be 'gan' or 'vae', got {cfg.model!r}")
     for name, value in (
         ("epochs", t.epochs),
         ("batch size", t.batch_size),

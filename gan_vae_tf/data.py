@@ -2,8 +2,7 @@
 
 Every source ends as uint8 arrays (N, H, W, C); one pipeline builder serves all of them, so
 MNIST and the anime faces take the same path into the models. Images stay uint8 until the
-batch is formed, and are scaled there: [-1, 1] for the GAN's tanh, [0, 1] (optionally
-binarized) for the VAE.
+batch is formed, and are scaled there to the model's `PixelRange`.
 """
 
 from __future__ import annotations
@@ -50,7 +49,8 @@ class Splits:
     test_labels: np.ndarray | None = None
     skipped: tuple[str, ...] = field(default_factory=tuple)
 
-    def describe(self) -> dict:
+    def provenance(self) -> dict:
+        """Where the images came from and how many, for the run's record."""
         return {
             "source": self.source,
             "train_images": int(len(self.train)),
@@ -282,14 +282,23 @@ def synthetic(n: int, image_size: int = 28, channels: int = 1, seed: int = 0) ->
     return Splits(img[split:], img[:split], f"synthetic:{n}", labels[split:], labels[:split])
 
 
-def scale(images: tf.Tensor, model: str, binarize: bool = False) -> tf.Tensor:
-    """uint8 -> float32: [-1, 1] for the GAN's tanh, [0, 1] (or {0, 1}) for the VAE."""
-    x = tf.cast(images, tf.float32) / 255.0
-    if model == "gan":
-        return x * 2.0 - 1.0
-    if binarize:
-        return tf.cast(x > 0.5, tf.float32)
-    return x
+@dataclass(frozen=True)
+class PixelRange:
+    """How a model sees pixels: uint8 [0, 255] mapped linearly onto [low, high] as float32, or,
+    with `binarize`, thresholded at the middle onto {low, high} (the CVAE report's static
+    binarization). Which range a model wants is its kind's business (`kinds`)."""
+
+    low: float
+    high: float
+    binarize: bool = False
+
+    def scale(self, images) -> tf.Tensor:
+        x = tf.cast(images, tf.float32) / 255.0
+        if self.binarize:
+            x = tf.cast(x > 0.5, tf.float32)
+        if (self.low, self.high) == (0.0, 1.0):
+            return x
+        return x * (self.high - self.low) + self.low
 
 
 class EpochOrder:
@@ -339,16 +348,26 @@ class EpochOrder:
         return self.permutation(passed)[step * self.batch : (step + 1) * self.batch]
 
 
+def check_batch_size(batch: int, images: int) -> None:
+    """Training drops the ragged last batch, so a batch larger than the data trains nothing."""
+    if batch > images:
+        raise UserError(
+            f"batch size {batch} is larger than the {images} training images; "
+            f"use --batch-size {images} or fewer, or a bigger --limit"
+        )
+
+
 def pipeline(
     images: np.ndarray,
     cfg: Config,
+    pixels: PixelRange,
+    *,
     training: bool,
     batch_size: int | None = None,
-    seed: int | None = None,
     order: EpochOrder | None = None,
     first_step: int = 0,
 ) -> tf.data.Dataset:
-    """Shuffled, batched, scaled and prefetched batches from a uint8 array.
+    """Shuffled, batched, prefetched batches from a uint8 array, scaled to `pixels`.
 
     Training batches follow `order` when given (batches `first_step`.. of its current epoch at
     each iteration: what `train.py` uses, so a run resumes mid-epoch exactly); without it,
@@ -358,11 +377,8 @@ def pipeline(
     """
     batch = order.batch if order is not None else (batch_size or cfg.train.batch_size)
     n = len(images)
-    if training and batch > n:
-        raise UserError(
-            f"batch size {batch} is larger than the {n} training images; "
-            f"use --batch-size {n} or fewer, or a bigger --limit"
-        )
+    if training:
+        check_batch_size(batch, n)
     shape = images.shape[1:]
 
     def gather(idx: np.ndarray) -> np.ndarray:
@@ -371,7 +387,7 @@ def pipeline(
     def load_batch(idx: tf.Tensor) -> tf.Tensor:
         x = tf.numpy_function(gather, [idx], tf.uint8, stateful=False)
         x.set_shape((batch if training else None, *shape))
-        return scale(x, cfg.model, cfg.data.binarize)
+        return pixels.scale(x)
 
     if training and order is not None:
         if order.n != n:
@@ -387,9 +403,7 @@ def pipeline(
     else:
         ds = tf.data.Dataset.range(n)
         if training:
-            ds = ds.shuffle(
-                n, seed=cfg.train.seed if seed is None else seed, reshuffle_each_iteration=True
-            )
+            ds = ds.shuffle(n, seed=cfg.train.seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch, drop_remainder=training)
     ds = ds.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()

@@ -18,8 +18,6 @@ import visualkeras
 from keras import layers
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
-from gan_vae_tf import models
-from gan_vae_tf.config import Config
 from gan_vae_tf.rundir import atomic_path
 
 # One colour per layer type in every diagram, so a BatchNormalization in the generator looks
@@ -236,6 +234,7 @@ def layered_diagram(
         scale_xy=scale_xy, scale_z=scale_z, max_xy=max_xy, max_z=max_z, min_xy=min_xy, min_z=min_z
     )
     margin = padding
+    model = as_keras_layers(model)
     with keras2_shapes(model):
         if shapes:
             padding = max(padding, _caption_overhang(model, font))
@@ -265,15 +264,34 @@ def layered_diagram(
     return path
 
 
-def network_diagrams(cfg: Config, out_dir: str | os.PathLike, **options: Any) -> dict[str, Path]:
-    """Build the config's model in float32 and write `<out_dir>/<name>.png` for each of its
-    networks; `options` go to `layered_diagram`."""
-    if cfg.model not in models.MODELS:
-        raise ValueError(f"model must be one of {sorted(models.MODELS)}, got {cfg.model!r}")
+def keras_class(layer: keras.layers.Layer) -> type:
+    """The Keras layer class whose function `layer` computes: its own class, or for one of
+    the package's faster kernels (`layers.PixelUnshuffleConv2D`, ...) the Keras class it
+    subclasses. Diagrams name what a reader knows, not the kernel that computes it."""
+    return next(c for c in type(layer).__mro__ if c.__module__.startswith("keras."))
+
+
+def as_keras_layers(model: keras.Model) -> keras.Model:
+    """`model` drawn with Keras' own layer classes: a Sequential whose layers include one of
+    the package's subclasses is rebuilt, untrained, from the same layer configs (a diagram
+    needs shapes, not weights); any other model is returned as it is."""
+    if not isinstance(model, keras.Sequential) or all(
+        type(layer) is keras_class(layer) for layer in model.layers
+    ):
+        return model
+    twins = [keras_class(layer).from_config(layer.get_config()) for layer in model.layers]
+    return keras.Sequential([keras.Input(model.inputs[0].shape[1:]), *twins], name=model.name)
+
+
+def network_diagrams(
+    networks: dict[str, keras.Model], out_dir: str | os.PathLike, prefix: str = "", **options: Any
+) -> dict[str, Path]:
+    """Write `<out_dir>/<name>.png` for each network, titled with `prefix`, its name, shapes
+    and parameter count; `options` go to `layered_diagram`."""
     out: dict[str, Path] = {}
-    for name, net in models.MODELS[cfg.model].from_run_config(cfg, "float32").networks().items():
+    for name, net in networks.items():
         shape_in, shape_out = (_shape_text(_tensor_shape(t)) for t in (net.inputs, net.outputs))
-        title = f"{cfg.preset} {name}: {shape_in} -> {shape_out}, {net.count_params():,} parameters"
+        title = f"{prefix}{name}: {shape_in} -> {shape_out}, {net.count_params():,} parameters"
         out[name] = layered_diagram(
             net, Path(out_dir) / f"{name}.png", **{"title": title, **options}
         )

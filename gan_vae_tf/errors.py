@@ -43,13 +43,29 @@ class Interrupted(Exception):
         self.saved = saved
 
 
+#: The exit code of each error a command reports as one line (anything else is a bug and keeps
+#: its traceback).
+EXIT_CODES: dict[type[Exception], int] = {
+    UserError: 2,
+    NonFiniteLoss: 3,
+    StorageError: 4,
+    ClusterError: 5,
+}
+REPORTED = tuple(EXIT_CODES)
+
+
+def report(error: Exception, advice: str = "") -> int:
+    """Print `error: <message>[; <advice>]` on stderr and return the exit code for it: the one
+    error path of every command-line tool in the package and its benchmarks."""
+    print(f"error: {error}{'; ' + advice if advice else ''}", file=sys.stderr)
+    return next(code for kind, code in EXIT_CODES.items() if isinstance(error, kind))
+
+
 def exit_with(main: Callable[[], int | None]) -> NoReturn:
-    """Run a command-line `main` and exit with its code; a UserError it raises (an unknown
-    preset, a bad override) becomes one `error: ...` line and exit 2, as in the package's CLIs.
-    For the benchmarks, whose mains build configs without catching."""
+    """Run a command-line `main` and exit with its code; an error in `EXIT_CODES` it raises
+    becomes one `error: ...` line and that code."""
     try:
         code = main()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        code = 2
+    except REPORTED as e:
+        code = report(e)
     sys.exit(code)

@@ -1,5 +1,5 @@
-"""Pictures: image grids, curves, latent plots and GIFs from arrays, written atomically. Only the
-two sample renderers touch a model, and only through its generator or decoder."""
+"""Pictures: image grids, curves, latent plots and GIFs from arrays, written atomically. Nothing
+here touches a model: latent figures take a `decode` function of arrays."""
 
 from __future__ import annotations
 
@@ -8,15 +8,11 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from statistics import NormalDist
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from gan_vae_tf.rundir import atomic_path
-
-if TYPE_CHECKING:
-    import keras
 
 
 def to_uint8(images: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
@@ -60,32 +56,9 @@ def save_png(image: np.ndarray, path: str | os.PathLike, scale: int = 1) -> Path
     return path
 
 
-def gan_renderer(noise: np.ndarray) -> Callable[[keras.Model], np.ndarray]:
-    """A square fixed-noise grid of generator samples (16 noise vectors: the tutorials' 4x4)."""
-    from keras import ops
-
-    def render(model: keras.Model) -> np.ndarray:
-        images = ops.convert_to_numpy(model.sampler(noise, training=False))
-        return grid(to_uint8(images, (-1.0, 1.0)))
-
-    return render
-
-
 def reconstruction_grid(originals: np.ndarray, recon: np.ndarray) -> np.ndarray:
     """Originals in the top row, their reconstructions below (both in [0, 1])."""
     return grid(to_uint8(np.concatenate([originals, recon])), len(originals))
-
-
-def vae_renderer(z: np.ndarray, batch: np.ndarray) -> Callable[[keras.Model], np.ndarray]:
-    """Prior samples from fixed latent codes, beside test images over their reconstructions."""
-    from keras import ops
-
-    def render(model: keras.Model) -> np.ndarray:
-        samples = ops.convert_to_numpy(ops.sigmoid(model.decode(z)))
-        recon = ops.convert_to_numpy(model.reconstruct(batch))
-        return side_by_side(grid(to_uint8(samples)), reconstruction_grid(batch, recon))
-
-    return render
 
 
 def loss_curves(

@@ -2,7 +2,9 @@
 
 Reads evaluated run directories (run `python -m gan_vae_tf.evaluate` first) and writes
 `experiments/report/`: the reports' comparison table per dataset as Markdown, figures for each
-run, visualkeras diagrams of every network, and one self-contained `report.html`.
+run, visualkeras diagrams of every network, and one self-contained `report.html`. Modules that
+import TensorFlow are imported inside the functions that use them, after `main` has called
+`console.setup()`, which hides TensorFlow's start-up chatter.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import argparse
 import base64
 import html
 import json
-import logging
 import os
 import shutil
 import sys
@@ -19,11 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gan_vae_tf import console, rundir
+from gan_vae_tf import console, errors, rundir
+from gan_vae_tf.config import Config
 from gan_vae_tf.errors import UserError
 from gan_vae_tf.quality import kid_text
-
-log = logging.getLogger("gan_vae_tf")
 
 
 @dataclass
@@ -74,8 +74,7 @@ def _quality_cell(run: Run) -> str:
 
 def comparison_table(runs: list[Run]) -> str:
     """The reports' table, measured: one row per run of one dataset."""
-    from gan_vae_tf import models
-    from gan_vae_tf.config import Config
+    from gan_vae_tf import kinds
 
     header = (
         "| run | model | D(G(z)) on generated | D(x) on real | epochs | wall time | s/epoch "
@@ -86,14 +85,13 @@ def comparison_table(runs: list[Run]) -> str:
         m, s = r.metrics, r.summary
         iwae = m.get("iwae", {}).get("iwae_nats")
         cfg = Config.from_dict(r.config)
-        kind, latent = models.MODELS[cfg.model].describe(cfg)
-        if m.get("generator") == "ema":
-            kind += ", EMA generator"
+        kind = kinds.of(cfg)
+        title = kind.title + (", EMA generator" if m.get("generator") == "ema" else "")
         lines.append(
-            f"| {r.name} | {kind} "
+            f"| {r.name} | {title} "
             f"| {_fmt(m.get('d_fake'))} | {_fmt(m.get('d_real'))} | {s['epochs']} "
             f"| {s['seconds'] / 60:.1f} min | {s['seconds_per_epoch']:.1f} | {_quality_cell(r)} "
-            f"| {_fmt(m.get('elbo_nats'), 2)} | {_fmt(iwae, 2)} | {latent} |"
+            f"| {_fmt(m.get('elbo_nats'), 2)} | {_fmt(iwae, 2)} | {kind.latent_space(cfg)} |"
         )
     return "\n".join(lines)
 
@@ -103,9 +101,7 @@ def figures(run: Run, out: Path) -> list[Path]:
     import keras
     import numpy as np
 
-    from gan_vae_tf import data, diagrams, models, plots
-    from gan_vae_tf.config import Config
-    from gan_vae_tf.evaluate import load_run
+    from gan_vae_tf import data, diagrams, kinds, plots
 
     out.mkdir(parents=True, exist_ok=True)
     made: list[Path] = []
@@ -129,10 +125,13 @@ def figures(run: Run, out: Path) -> list[Path]:
             )
         )
     cfg = Config.from_dict(run.config)
-    made += [Path(path) for path in diagrams.network_diagrams(cfg, out).values()]
-    if "encoder" in models.MODELS[cfg.model].network_keys:  # latent-space figures need q(z|x)
-        _, model = load_run(run.path)
+    kind = kinds.of(cfg)
+    networks = kind.build(cfg).networks()
+    made += [Path(p) for p in diagrams.network_diagrams(networks, out, f"{cfg.preset} ").values()]
+    if kind.has_encoder:  # latent-space figures need q(z|x)
+        _, model = kinds.load_run(run.path)
         dataset = data.load(cfg.data)
+        pixels = kind.pixels(cfg)
 
         def decode(z):
             return keras.ops.convert_to_numpy(
@@ -143,9 +142,7 @@ def figures(run: Run, out: Path) -> list[Path]:
         test = dataset.test if idx is None else dataset.test[idx]
         means = np.concatenate(
             [
-                keras.ops.convert_to_numpy(
-                    model.encode(data.scale(test[i : i + 500], "vae", cfg.data.binarize))[0]
-                )
+                keras.ops.convert_to_numpy(model.encode(pixels.scale(test[i : i + 500]))[0])
                 for i in range(0, len(test), 500)
             ]
         )
@@ -162,7 +159,7 @@ def figures(run: Run, out: Path) -> list[Path]:
                 decode, means[eight[0::2]], means[eight[1::2]], out / "interpolations.png"
             )
         )
-        x = data.scale(test[eight], "vae", cfg.data.binarize).numpy()
+        x = pixels.scale(test[eight]).numpy()
         recon = keras.ops.convert_to_numpy(model.reconstruct(x))
         made.append(
             plots.save_png(plots.reconstruction_grid(x, recon), out / "reconstructions.png", 2)
@@ -238,9 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not run_dirs:
             raise UserError("no run directories given (or pass --latest)")
         path = write(run_dirs, args.out)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except errors.REPORTED as e:
+        return errors.report(e)
     print(f"wrote {Path(args.out) / 'tables.md'} and {path}")
     return 0
 

@@ -76,6 +76,13 @@ TINY = {
 }
 
 
+def pipeline(images: np.ndarray, cfg: config_lib.Config, **kwargs):
+    """`data.pipeline` of `images` in the pixel range of the config's kind of model."""
+    from gan_vae_tf import data, kinds
+
+    return data.pipeline(images, cfg, kinds.of(cfg).pixels(cfg), **kwargs)
+
+
 def tiny_config(preset: str, **train) -> config_lib.Config:
     """The preset at tiny widths, batch 8, one epoch of 4 steps: a known run length, so a
     preset's learning-rate decay can be sized when the model is built outside `train.py`."""
@@ -91,10 +98,10 @@ def train_args(
     *extra: str,
     epochs: int = 2,
     batch_size: int = 16,
-    verbose: int | None = 0,
+    progress: str | None = "none",
 ) -> list[str]:
     """`python -m gan_vae_tf.train` flags for a tiny-network run of `preset`. `data_dir=None`
-    lets the data be found as a user's would be; `verbose=None` leaves Keras' default."""
+    lets the data be found as a user's would be; `progress=None` leaves the default."""
     args = [
         "--preset",
         preset,
@@ -107,8 +114,8 @@ def train_args(
     ]
     if data_dir is not None:
         args += ["--data-dir", str(data_dir)]
-    if verbose is not None:
-        args += ["--verbose", str(verbose)]
+    if progress is not None:
+        args += ["--progress", progress]
     for item in TINY[preset.removesuffix("-report")]:
         args += ["--set", item]
     return args + list(extra)  # last, so the test's own flags win

@@ -10,8 +10,8 @@ import pytest
 
 from benchmarks import profiling
 from benchmarks.common import TimeBudget, arm_config, build_arm
-from gan_vae_tf import data, models
-from helpers import tiny_config
+from gan_vae_tf import data, kinds
+from helpers import pipeline, tiny_config
 
 
 class FakeClock:
@@ -80,7 +80,7 @@ def test_time_budget_counts_every_step_of_a_multi_step_call():
 
 def test_time_budget_stops_a_real_fit_before_its_epochs_end():
     cfg = tiny_config("gan-mnist")
-    model = models.build(cfg)
+    model = kinds.build(cfg)
     images = data.synthetic(64).train
     cb = TimeBudget(
         1e-9,
@@ -89,7 +89,7 @@ def test_time_budget_stops_a_real_fit_before_its_epochs_end():
         batch_size=cfg.train.batch_size,
     )
     model.fit(
-        data.pipeline(images, cfg, training=True),
+        pipeline(images, cfg, training=True),
         epochs=50,
         callbacks=[cb],
         verbose=0,
@@ -147,8 +147,8 @@ def test_summary_of_an_idle_trace_is_an_error():
 
 def test_profiling_real_train_steps_finds_their_convolutions(tmp_path):
     cfg = tiny_config("gan-mnist")
-    model = models.build(cfg)
-    ds = data.pipeline(data.synthetic(64).train, cfg, training=True).repeat()
+    model = kinds.build(cfg)
+    ds = pipeline(data.synthetic(64).train, cfg, training=True).repeat()
     model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
     s = profiling.profile_fit(model, ds, steps=3, logdir=tmp_path)
     assert s["categories"]["convolutions"] > 0.0
@@ -162,9 +162,9 @@ def test_bench_steps_extra_average_at_the_models_decay_matches_the_models_own_em
 
     cfg = tiny_config("gan-mnist", learning_rate=0.02)
     cfg = replace(cfg, train=replace(cfg.train, steps_per_execution=1))
-    model = models.build(replace(cfg, gan=replace(cfg.gan, ema_decay=0.9)))
+    model = kinds.build(replace(cfg, gan=replace(cfg.gan, ema_decay=0.9)))
     [(_, copy)], callback = extra_averages(model, [0.9])
-    images = data.pipeline(data.synthetic(40).train, cfg, training=True)
+    images = pipeline(data.synthetic(40).train, cfg, training=True)
     model.fit(images, epochs=2, verbose=0, shuffle=False, callbacks=[callback])
     for a, b in zip(copy.weights, model.generator_ema.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
@@ -177,7 +177,7 @@ def test_bench_steps_without_extra_averages_accepts_several_steps_per_execution(
     from benchmarks.bench_steps import extra_averages
 
     cfg = tiny_config("gan-mnist")
-    model = models.build(replace(cfg, train=replace(cfg.train, steps_per_execution=10)))
+    model = kinds.build(replace(cfg, train=replace(cfg.train, steps_per_execution=10)))
     assert model.steps_per_execution == 10
     assert extra_averages(model, []) == ([], None)
     with pytest.raises(ValueError, match="steps_per_execution 1"):
@@ -229,7 +229,7 @@ def test_a_benchmark_arm_is_built_in_its_own_precision_unless_overridden(overrid
 def test_layer_costs_name_every_layer_in_order_with_its_shapes_and_a_positive_time():
     from benchmarks.bench_layers import call_overhead_ms, layer_costs, table
 
-    net = models.build(tiny_config("gan-mnist")).discriminator
+    net = kinds.build(tiny_config("gan-mnist")).discriminator
     rows = layer_costs(net, batch=4, calls=1, reps=2)
     assert [r["layer"] for r in rows] == [layer.name for layer in net.layers]
     assert rows[0]["input"] == (28, 28, 1) and rows[-1]["output"] == (1,)

@@ -11,7 +11,7 @@ import tensorflow as tf
 from gan_vae_tf import checkpoint, data, train
 from gan_vae_tf.checkpoint import Position
 from gan_vae_tf.errors import Interrupted
-from helpers import tiny_config, train_args
+from helpers import pipeline, tiny_config, train_args
 
 
 def test_epoch_order_depends_only_on_seed_and_epoch():
@@ -33,11 +33,11 @@ def test_pipeline_from_a_mid_epoch_step_yields_exactly_the_unseen_batches():
     def pixels(ds):
         return [tuple(np.sort(b.numpy().ravel())) for b in ds]
 
-    whole = pixels(data.pipeline(images, cfg, True, order=order))
-    rest = pixels(data.pipeline(images, cfg, True, order=order, first_step=3))
+    whole = pixels(pipeline(images, cfg, training=True, order=order))
+    rest = pixels(pipeline(images, cfg, training=True, order=order, first_step=3))
     assert len(whole) == 5 and rest == whole[3:]
     order.epoch = 3  # what the Checkpoint callback does as an epoch begins
-    assert pixels(data.pipeline(images, cfg, True, order=order)) != whole
+    assert pixels(pipeline(images, cfg, training=True, order=order)) != whole
 
 
 class RecordingState:
@@ -163,7 +163,7 @@ def test_a_run_stopped_mid_epoch_and_resumed_equals_an_uninterrupted_run_bit_for
     assert (stopped.epoch, stopped.step, stopped.steps_per_epoch) == (0, 3, 6)
     assert f"--resume {cut}" in capsys.readouterr().err
     monkeypatch.undo()
-    assert train.main(["--resume", str(cut), "--verbose", "0"]) == 0
+    assert train.main(["--resume", str(cut), "--progress", "none"]) == 0
 
     whole, resumed = _checkpoint_tensors(tmp_path / "whole"), _checkpoint_tensors(cut)
     assert whole.keys() == resumed.keys() and len(whole) > 20

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_vae_tf import evaluate, train
+from gan_vae_tf import evaluate, kinds, train
 from helpers import shared_data, train_args, write_mnist
 
 
@@ -151,8 +151,8 @@ def test_vae_learns_real_mnist_digits(tmp_path):
                 str(shared_data()),
                 "--out",
                 str(run),
-                "--verbose",
-                "0",
+                "--progress",
+                "none",
             ]
         )
         == 0
@@ -223,7 +223,7 @@ def test_default_gan_run_keeps_an_ema_generator_and_evaluate_can_use_either(tmp_
 
 
 def test_an_epoch_of_a_fixed_step_count_does_not_depend_on_the_data_size(tmp_path, mnist_dir):
-    from gan_vae_tf import checkpoint, config, models
+    from gan_vae_tf import checkpoint, config
 
     run = tmp_path / "run"
     # 96 images at batch 16 are 6 steps per pass; epochs of 4 steps cross the passes.
@@ -234,9 +234,8 @@ def test_an_epoch_of_a_fixed_step_count_does_not_depend_on_the_data_size(tmp_pat
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     cfg = config.Config.from_json(run / "config.json")
-    state = checkpoint.RunState(
-        models.build(cfg), models.DCGAN.fixed_inputs(cfg, None, np.random.default_rng(0))
-    )
+    grid_inputs = kinds.of(cfg).grid_inputs(cfg, None, np.random.default_rng(0))
+    state = checkpoint.RunState(kinds.build(cfg), grid_inputs)
     assert state.restore(run).epoch == 3
     assert int(state.model.optimizers()["g_optimizer"].iterations.numpy()) == 12
 
@@ -244,15 +243,13 @@ def test_an_epoch_of_a_fixed_step_count_does_not_depend_on_the_data_size(tmp_pat
 def _decayed_run(tmp_path, mnist_dir, monkeypatch, *resume: str):
     """A tiny gan-mnist run with `train.lr_decay=0.5` (2 epochs of 6 steps), optionally resumed
     with `resume` flags; returns the model the last process built and the base rate."""
-    from gan_vae_tf import models
-
     built = []
-    build = models.build
-    monkeypatch.setattr(models, "build", lambda *a, **k: built.append(build(*a, **k)) or built[-1])
+    build = kinds.build
+    monkeypatch.setattr(kinds, "build", lambda *a, **k: built.append(build(*a, **k)) or built[-1])
     run = tmp_path / "run"
     assert _train(run, "gan-mnist", mnist_dir, "--set", "train.lr_decay=0.5") == 0
     if resume:
-        assert train.main(["--resume", str(run), *resume, "--verbose", "0"]) == 0
+        assert train.main(["--resume", str(run), *resume, "--progress", "none"]) == 0
     rate = json.loads((run / "config.json").read_text())["train"]["learning_rate"]
     return built[-1], rate
 

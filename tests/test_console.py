@@ -116,7 +116,7 @@ def test_offline_train_and_evaluate_print_no_chatter_but_say_where_the_data_came
 ):
     run = tmp_path / "run"
     args = train_args(
-        "gan-mnist", None, run, "--limit", "256", epochs=1, batch_size=64, verbose=None
+        "gan-mnist", None, run, "--limit", "256", epochs=1, batch_size=64, progress=None
     )
     trained = _run([sys.executable, "-m", "gan_vae_tf.train", *args], offline_env, tmp_path)
     assert trained.returncode == 0, trained.stderr

@@ -4,46 +4,45 @@ import pytest
 from gan_vae_tf import data
 from gan_vae_tf.config import DataConfig
 from gan_vae_tf.errors import UserError
-from helpers import shared_data, tiny_config
+from helpers import pipeline, shared_data, tiny_config
 
 
 def test_gan_batches_are_float32_in_minus_one_to_one():
     cfg = tiny_config("gan-mnist")
-    x = next(iter(data.pipeline(data.synthetic(64).train, cfg, training=True))).numpy()
+    x = next(iter(pipeline(data.synthetic(64).train, cfg, training=True))).numpy()
     assert x.shape == (8, 28, 28, 1) and x.dtype == np.float32
     assert x.min() >= -1.0 and x.max() <= 1.0 and x.min() < -0.99 and x.max() > 0.0
 
 
 def test_vae_batches_are_statically_binarized():
     cfg = tiny_config("vae-mnist")
-    x = next(iter(data.pipeline(data.synthetic(64).train, cfg, training=True))).numpy()
+    x = next(iter(pipeline(data.synthetic(64).train, cfg, training=True))).numpy()
     assert set(np.unique(x)) <= {0.0, 1.0} and x.max() == 1.0
 
 
 def test_scale_maps_uint8_endpoints_exactly():
     edges = np.array([0, 255], np.uint8)
-    assert data.scale(edges, "gan").numpy().tolist() == [-1.0, 1.0]
-    assert data.scale(edges, "vae").numpy().tolist() == [0.0, 1.0]
-    assert data.scale(np.array([127, 128], np.uint8), "vae", binarize=True).numpy().tolist() == [
-        0.0,
-        1.0,
-    ]
+    assert data.PixelRange(-1.0, 1.0).scale(edges).numpy().tolist() == [-1.0, 1.0]
+    assert data.PixelRange(0.0, 1.0).scale(edges).numpy().tolist() == [0.0, 1.0]
+    middle = np.array([127, 128], np.uint8)
+    assert data.PixelRange(0.0, 1.0, binarize=True).scale(middle).numpy().tolist() == [0.0, 1.0]
+    assert data.PixelRange(-1.0, 1.0, binarize=True).scale(middle).numpy().tolist() == [-1.0, 1.0]
 
 
 def test_training_pipeline_drops_the_ragged_batch_and_test_keeps_every_image():
     cfg = tiny_config("gan-mnist")
     images = data.synthetic(45).train  # 36 images
-    train_sizes = [len(b) for b in data.pipeline(images, cfg, training=True)]
-    test_sizes = [len(b) for b in data.pipeline(images, cfg, training=False)]
+    train_sizes = [len(b) for b in pipeline(images, cfg, training=True)]
+    test_sizes = [len(b) for b in pipeline(images, cfg, training=False)]
     assert train_sizes == [8] * 4 and sum(test_sizes) == len(images)
 
 
 def test_training_pipeline_reshuffles_each_epoch_with_a_fixed_seed():
     cfg = tiny_config("gan-mnist")
     images = np.arange(32, dtype=np.uint8).reshape(32, 1, 1, 1) * 8
-    ds = data.pipeline(images, cfg, training=True)
+    ds = pipeline(images, cfg, training=True)
     first, second = (np.concatenate([b.numpy().ravel() for b in ds]) for _ in range(2))
-    again = np.concatenate([b.numpy().ravel() for b in data.pipeline(images, cfg, training=True)])
+    again = np.concatenate([b.numpy().ravel() for b in pipeline(images, cfg, training=True)])
     assert sorted(first) == sorted(second) and not np.array_equal(first, second)
     assert np.array_equal(first, again)
 
@@ -54,9 +53,9 @@ def test_pipelines_run_without_the_autotune_model_thread():
     images = data.synthetic(45).train
     order = data.EpochOrder(len(images), 8, seed=0)
     for ds in (
-        data.pipeline(images, cfg, training=True, order=order),
-        data.pipeline(images, cfg, training=True),
-        data.pipeline(images, cfg, training=False),
+        pipeline(images, cfg, training=True, order=order),
+        pipeline(images, cfg, training=True),
+        pipeline(images, cfg, training=False),
     ):
         assert ds.options().autotune.enabled is False
 
@@ -64,7 +63,7 @@ def test_pipelines_run_without_the_autotune_model_thread():
 def test_batch_larger_than_the_dataset_is_a_clear_error():
     cfg = tiny_config("gan-mnist", batch_size=512)
     with pytest.raises(UserError, match="larger than the 52 training images"):
-        data.pipeline(data.synthetic(64).train, cfg, training=True)
+        pipeline(data.synthetic(64).train, cfg, training=True)
 
 
 def test_mnist_is_found_in_a_subfolder_of_the_data_dir(mnist_dir):

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image, ImageFont
 
 from gan_vae_tf import config as config_lib
-from gan_vae_tf import diagrams, models, networks
+from gan_vae_tf import diagrams, kinds, networks
 from helpers import tiny_config
 
 PRESETS = list(config_lib.PRESETS)
@@ -32,8 +32,8 @@ def sample_input(model: keras.Model) -> np.ndarray:
 @pytest.mark.parametrize("name", PRESETS)
 def test_network_diagrams_writes_one_readable_png_per_network(tmp_path, name):
     cfg = config_lib.preset(name)
-    paths = diagrams.network_diagrams(cfg, tmp_path / name)
-    model = models.MODELS[cfg.model].from_run_config(cfg)
+    model = kinds.of(cfg).build(cfg)
+    paths = diagrams.network_diagrams(model.networks(), tmp_path / name, f"{name} ")
     assert set(paths) == set(model.networks()) and NAMES[cfg.model] <= set(paths)
     for net, path in paths.items():
         assert path == tmp_path / name / f"{net}.png"
@@ -108,3 +108,21 @@ def test_diagrams_work_without_any_installed_font(tmp_path, monkeypatch):
     assert diagrams.load_font().getbbox("Ag")[3] > 5
     model = networks.discriminator(tiny_config("gan-mnist"))
     assert_readable_png(diagrams.layered_diagram(model, tmp_path / "d.png", legend=True))
+
+
+def test_diagrams_name_the_keras_layers_a_faster_kernel_computes():
+    cfg = config_lib.preset("gan-mnist")  # pixel-shuffle convolutions and fused batch norm
+    nets = kinds.of(cfg).build(cfg).networks()
+    own = {type(layer).__name__ for net in nets.values() for layer in net.layers}
+    assert {"PixelUnshuffleConv2D", "PixelShuffleConv2DTranspose", "FusedBatchNormalization"} <= own
+    for net in nets.values():
+        drawn = diagrams.as_keras_layers(net)
+        assert all(type(layer).__module__.startswith("keras.") for layer in drawn.layers)
+        assert [type(layer).__name__ for layer in drawn.layers] == [
+            type(layer)
+            .__name__.replace("PixelUnshuffle", "")
+            .replace("PixelShuffle", "")
+            .replace("FusedBatch", "Batch")
+            for layer in net.layers
+        ]
+        assert drawn.count_params() == net.count_params()

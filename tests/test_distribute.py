@@ -171,7 +171,7 @@ def test_sigterm_to_one_worker_stops_all_and_a_killed_worker_stops_the_chief_in_
 
     # Resumed on two workers (the non-chief reads the chief's checkpoint), then one is killed:
     # the chief stops with one clear line within a bounded time, the checkpoint kept.
-    chief, worker = _workers(["--resume", str(run), "--verbose", "0"])
+    chief, worker = _workers(["--resume", str(run), "--progress", "none"])
     saved = _wait_for_progress([chief, worker], run, beyond=stopped)
     worker.kill()
     killed = time.time()
@@ -181,11 +181,11 @@ def test_sigterm_to_one_worker_stops_all_and_a_killed_worker_stops_the_chief_in_
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: lost contact with another worker (")
     saved = checkpoint.saved_position(run)
-    assert f"the checkpoint is at {saved.describe()}" in last
+    assert f"the checkpoint is at {saved}" in last
     assert last.endswith(f"--resume {run}, started on every worker")
 
     # Resumable: here by one worker (no TF_CONFIG), up to the epoch after the checkpoint's.
-    out = train_process(["--resume", run, "--epochs", saved.epoch + 1, "--verbose", "0"])
+    out = train_process(["--resume", run, "--epochs", saved.epoch + 1, "--progress", "none"])
     assert out.returncode == 0, out.stderr[-3000:]
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(1, saved.epoch + 2))

@@ -5,20 +5,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_vae_tf import config, data, losses, models, networks
+from gan_vae_tf import config, data, kinds, losses, models, networks
 from gan_vae_tf.layers import Reparameterize
-from helpers import TINY, tiny_config
+from helpers import TINY, pipeline, tiny_config
 
 
 def _batches(cfg, n=32):
     ds = data.synthetic(n + n // 4, cfg.data.image_size, cfg.data.channels)
-    return data.pipeline(ds.train, cfg, training=True)
+    return pipeline(ds.train, cfg, training=True)
 
 
 @pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist", "gan-anime", "vae-anime"])
 def test_one_train_step_changes_every_network_and_keeps_losses_finite(preset):
     cfg = tiny_config(preset)
-    model = models.build(cfg)
+    model = kinds.build(cfg)
     before = {
         name: [w.numpy().copy() for w in part.weights] for name, part in model.networks().items()
     }
@@ -52,7 +52,7 @@ def test_reparameterization_uses_the_variance_not_the_log_variance():
 
 def test_vae_loss_is_the_negative_elbo_and_kl_is_nonnegative():
     cfg = tiny_config("vae-mnist")
-    model = models.build(cfg)
+    model = kinds.build(cfg)
     x = next(iter(_batches(cfg)))
     elbo, log_px_z, kl = model.elbo_terms(x)
     assert elbo.shape == (8,) and np.all(kl.numpy() >= 0)
@@ -64,7 +64,7 @@ def test_vae_loss_is_the_negative_elbo_and_kl_is_nonnegative():
 @pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
 def test_keras_file_round_trip_keeps_weights_and_outputs(tmp_path, preset):
     cfg = tiny_config(preset)
-    model = models.build(cfg)
+    model = kinds.build(cfg)
     model.fit(_batches(cfg), epochs=1, verbose=0, shuffle=False)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
@@ -82,7 +82,7 @@ def test_keras_file_round_trip_keeps_weights_and_outputs(tmp_path, preset):
 @pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
 def test_every_precision_trains_with_finite_float32_losses_and_float32_variables(preset, precision):
     cfg = tiny_config(preset)
-    model = models.build(cfg, precision)
+    model = kinds.build(cfg, precision)
     for batch in list(_batches(cfg))[:3]:
         logs = model.train_step(batch)
     assert all(np.isfinite(float(v)) and v.dtype == "float32" for v in logs.values())
@@ -113,7 +113,7 @@ def test_gaussian_log_prob_matches_the_closed_form():
 
 def test_mixed_float16_counts_skipped_loss_scale_steps_instead_of_failing():
     cfg = tiny_config("gan-mnist")
-    model = models.build(cfg, "mixed_float16")
+    model = kinds.build(cfg, "mixed_float16")
     batch = next(iter(_batches(cfg)))
     model.train_step(batch)  # builds the loss-scale state
     before = [w.numpy().copy() for w in model.discriminator.trainable_weights]
@@ -129,22 +129,22 @@ def test_mixed_float16_counts_skipped_loss_scale_steps_instead_of_failing():
 
 def test_float32_runs_log_no_skipped_steps():
     cfg = tiny_config("vae-mnist")
-    logs = models.build(cfg).train_step(next(iter(_batches(cfg))))
+    logs = kinds.build(cfg).train_step(next(iter(_batches(cfg))))
     assert "skipped_steps" not in logs
 
 
 def test_the_per_epoch_gan_grid_is_sample_grid_tiles_on_a_side():
     cfg = tiny_config("gan-mnist", sample_grid=3)
-    fixed = models.DCGAN.fixed_inputs(cfg, None, np.random.default_rng(0))
-    model = models.build(cfg)
-    assert fixed["noise"].shape == (9, cfg.gan.noise_dim)
-    assert model.renderer(fixed)(model).shape == (3 * 30 + 2, 3 * 30 + 2, 1)
+    kind = kinds.of(cfg)
+    inputs = kind.grid_inputs(cfg, None, np.random.default_rng(0))
+    assert inputs["noise"].shape == (9, cfg.gan.noise_dim)
+    assert kind.draw_grid(kinds.build(cfg), inputs).shape == (3 * 30 + 2, 3 * 30 + 2, 1)
 
 
 def test_the_per_epoch_vae_grid_decodes_sample_grid_squared_prior_codes():
     cfg = tiny_config("vae-mnist", sample_grid=3)
-    fixed = models.VAE.fixed_inputs(cfg, data.synthetic(40).test, np.random.default_rng(0))
-    assert fixed["z"].shape == (9, cfg.vae.latent_dim)
+    inputs = kinds.of(cfg).grid_inputs(cfg, data.synthetic(40).test, np.random.default_rng(0))
+    assert inputs["z"].shape == (9, cfg.vae.latent_dim)
 
 
 def test_the_default_digit_grid_is_large_enough_for_every_class_and_the_reports_keep_4x4():
@@ -155,14 +155,14 @@ def test_the_default_digit_grid_is_large_enough_for_every_class_and_the_reports_
 @pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
 def test_both_models_sample_images_in_unit_range(preset):
     cfg = tiny_config(preset)
-    images = models.build(cfg).sample(4).numpy()
+    images = kinds.build(cfg).sample(4).numpy()
     assert images.shape == (4, 28, 28, 1) and images.min() >= 0.0 and images.max() <= 1.0
 
 
 def test_vae_reconstruction_decodes_the_posterior_mean():
     cfg = tiny_config("vae-mnist")
-    model = models.build(cfg)
-    x = data.scale(data.synthetic(20).train[:4], "vae", binarize=True)
+    model = kinds.build(cfg)
+    x = data.PixelRange(0.0, 1.0, binarize=True).scale(data.synthetic(20).train[:4])
     mean, _ = model.encode(x)
     np.testing.assert_allclose(
         model.reconstruct(x).numpy(), tf.sigmoid(model.decode(mean)).numpy(), rtol=1e-6
@@ -174,7 +174,7 @@ def test_train_and_test_steps_are_traced_once_across_epochs(preset):
     """Python in a step runs only while tracing: one call each over three epochs means no
     retracing (fixed training batch shapes, no Python values that change per step)."""
     cfg = tiny_config(preset)
-    model = models.build(cfg)
+    model = kinds.build(cfg)
     calls = {"train": 0, "test": 0}
     train_step, test_step = model.train_step, model.test_step
 
@@ -189,18 +189,18 @@ def test_train_and_test_steps_are_traced_once_across_epochs(preset):
     model.train_step, model.test_step = counted_train, counted_test
     images = data.synthetic(70).train
     model.fit(
-        data.pipeline(images, cfg, training=True),
+        pipeline(images, cfg, training=True),
         epochs=3,
         verbose=0,
         shuffle=False,
-        validation_data=data.pipeline(images[:20], cfg, training=False),
+        validation_data=pipeline(images[:20], cfg, training=False),
     )
     assert calls == {"train": 1, "test": 1}
 
 
 def test_compile_takes_one_optimizer_per_network_and_keras_files_keep_them(tmp_path):
     cfg = tiny_config("gan-mnist")
-    model = models.DCGAN.from_run_config(cfg)
+    model = kinds.of(cfg).build(cfg)
     model.compile(
         g_optimizer=keras.optimizers.Adam(3e-4, beta_1=0.5), d_optimizer=keras.optimizers.SGD(1e-2)
     )
@@ -214,7 +214,7 @@ def test_compile_takes_one_optimizer_per_network_and_keras_files_keep_them(tmp_p
 
 
 def test_compile_configs_of_older_keras_files_still_restore():
-    model = models.VAE.from_run_config(tiny_config("vae-mnist"))
+    model = kinds.of(tiny_config("vae-mnist")).build(tiny_config("vae-mnist"))
     model.compile_from_config({"learning_rate": 2e-3, "beta_1": 0.5, "loss_scale": True})
     opt = model.optimizers()["vae_optimizer"]
     assert isinstance(opt, keras.optimizers.LossScaleOptimizer)
@@ -223,14 +223,14 @@ def test_compile_configs_of_older_keras_files_still_restore():
 
 @pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
 def test_every_optimizer_trains_exactly_its_network(preset):
-    model = models.build(tiny_config(preset))
+    model = kinds.build(tiny_config(preset))
     trained = [id(v) for opt in model.optimizers().values() for v in opt._trainable_variables]
     assert sorted(trained) == sorted(id(v) for v in model.trainable_variables)
 
 
 def _ema_gan(decay: float = 0.9):
     cfg = tiny_config("gan-mnist", learning_rate=0.02)  # large steps: averages differ clearly
-    return cfg, models.build(replace(cfg, gan=replace(cfg.gan, ema_decay=decay)))
+    return cfg, kinds.build(replace(cfg, gan=replace(cfg.gan, ema_decay=decay)))
 
 
 def test_generator_ema_is_the_decay_weighted_average_updated_inside_the_compiled_step():
@@ -265,14 +265,18 @@ def test_samples_come_from_the_ema_generator_unless_the_raw_one_is_asked_for():
     raw = model.generator(noise, training=False).numpy()
     assert not np.allclose(ema, raw)
     np.testing.assert_allclose(model(noise).numpy(), ema, rtol=1e-6)
-    model.sample_with_ema = False
-    np.testing.assert_allclose(model(noise).numpy(), raw, rtol=1e-6)
+    assert model.generator_for("raw") is model.generator
+    assert model.generator_for("ema") is model.generator_ema is model.generator_for()
+    with pytest.raises(ValueError, match="'ema' or 'raw'"):
+        model.generator_for("average")
 
 
 def test_a_gan_without_ema_keeps_no_averaged_generator():
-    model = models.build(tiny_config("gan-mnist-report"))
+    model = kinds.build(tiny_config("gan-mnist-report"))
     assert model.generator_ema is None and "generator_ema" not in model.networks()
-    assert model.sampler is model.generator
+    assert model.generator_for() is model.generator
+    with pytest.raises(ValueError, match="keeps no EMA generator"):
+        model.sample(2, generator="ema")
 
 
 def test_generator_ema_survives_keras_files(tmp_path):
@@ -281,7 +285,7 @@ def test_generator_ema_survives_keras_files(tmp_path):
         model.train_step(batch)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
-    assert loaded.ema_decay == model.ema_decay and loaded.sample_with_ema
+    assert loaded.options == model.options and loaded.default_generator == "ema"
     for a, b in zip(model.generator_ema.weights, loaded.generator_ema.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert not loaded.generator_ema.trainable_weights
@@ -292,7 +296,7 @@ def test_every_preset_builds_and_takes_a_train_step(name):
     cfg = config.preset(name)
     cfg = config.override(cfg, TINY[name.removesuffix("-report")])
     cfg = replace(cfg, train=replace(cfg.train, batch_size=4))
-    model = models.build(cfg, steps_per_epoch=2)  # 8 images at batch 4, as train.py sizes it
+    model = kinds.build(cfg, steps_per_epoch=2)  # 8 images at batch 4, as train.py sizes it
     logs = model.train_step(next(iter(_batches(cfg, n=8))))
     assert all(np.isfinite(float(v)) for v in logs.values())
 
@@ -300,8 +304,8 @@ def test_every_preset_builds_and_takes_a_train_step(name):
 def test_a_run_config_can_sample_the_raw_generator_although_an_ema_is_kept():
     cfg = tiny_config("gan-mnist")
     cfg = replace(cfg, gan=replace(cfg.gan, ema_decay=0.9, sample_with_ema=False))
-    model = models.build(cfg)
-    assert model.generator_ema is not None and model.sampler is model.generator
+    model = kinds.build(cfg)
+    assert model.generator_ema is not None and model.generator_for() is model.generator
 
 
 def _linear_gan(**options):
@@ -312,7 +316,7 @@ def _linear_gan(**options):
     discriminator = keras.Sequential(
         [keras.Input(cfg.image_shape), keras.layers.Flatten(), keras.layers.Dense(1)]
     )
-    model = models.DCGAN(generator, discriminator, seed=0, **options)
+    model = models.DCGAN(generator, discriminator, config.GANConfig(**options), seed=0)
     model.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
     real = next(iter(_batches(cfg)))
     return model, real
@@ -345,7 +349,8 @@ def _two_layer_linear_gan(policy: str, weight: float):
     )
     for layer in discriminator.layers[-2:]:
         layer.kernel.assign(layer.kernel * weight)
-    model = models.DCGAN(networks.generator(cfg, policy), discriminator, seed=0, r1_gamma=1.0)
+    options = config.GANConfig(r1_gamma=1.0)
+    model = models.DCGAN(networks.generator(cfg, policy), discriminator, options, seed=0)
     model.compile(loss_scale=policy == "mixed_float16")
     return model, next(iter(_batches(cfg)))
 
@@ -407,10 +412,10 @@ def test_lazy_r1_pulls_by_every_times_gamma_w_on_every_every_th_step_and_not_bet
 
 def test_lazy_r1_traces_into_one_compiled_step_and_survives_a_config_round_trip():
     cfg = config.override(tiny_config("gan-mnist"), ["gan.r1_gamma=1.0", "gan.r1_every=2"])
-    model = models.build(cfg)
-    assert model.r1_every == 2
+    model = kinds.build(cfg)
+    assert model.options.r1_every == 2
     again = models.DCGAN.from_config(model.get_config())
-    assert again.r1_every == 2 and again.r1_gamma == 1.0
+    assert again.options.r1_every == 2 and again.options.r1_gamma == 1.0
     step, steps = tf.function(model.train_step), 0
     for batch in _batches(cfg, 32):
         logs, steps = step(batch), steps + 1
@@ -458,7 +463,7 @@ def test_r1_and_alternating_updates_train_under_every_precision(precision, r1_ev
         tiny_config("gan-mnist"),
         ["gan.r1_gamma=1.0", f"gan.r1_every={r1_every}", "gan.alternating=true"],
     )
-    model = models.build(cfg, precision)
+    model = kinds.build(cfg, precision)
     nets = (model.generator, model.discriminator)
     before = [[w.numpy().copy() for w in net.trainable_weights] for net in nets]
     for batch in _batches(cfg, 64):
@@ -492,7 +497,7 @@ def test_spectral_normalization_keeps_float32_kernels_and_logits_under_mixed_pre
 @pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
 def test_run_optimizers_take_learning_rate_and_both_betas_from_the_config(preset):
     sets = ["train.learning_rate=3e-3", "train.beta_1=0.0", "train.beta_2=0.95"]
-    model = models.build(config.override(tiny_config(preset), sets))
+    model = kinds.build(config.override(tiny_config(preset), sets))
     for opt in model.optimizers().values():
         assert float(opt.learning_rate) == pytest.approx(3e-3)
         assert (float(opt.beta_1), float(opt.beta_2)) == pytest.approx((0.0, 0.95))
@@ -509,7 +514,7 @@ def test_linear_tail_keeps_the_rate_then_falls_linearly_to_zero_at_the_last_step
 @pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
 def test_lr_decay_spans_the_whole_run_for_every_optimizer_and_survives_serialization(preset):
     cfg = config.override(tiny_config(preset), ["train.lr_decay=0.5", "train.epochs=4"])
-    model = models.build(cfg, steps_per_epoch=10)  # 40 steps, the last 20 decaying
+    model = kinds.build(cfg, steps_per_epoch=10)  # 40 steps, the last 20 decaying
     for opt in model.optimizers().values():
         clone = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
         for o in (opt, clone):
@@ -523,4 +528,4 @@ def test_lr_decay_spans_the_whole_run_for_every_optimizer_and_survives_serializa
 def test_lr_decay_without_a_known_run_length_is_refused():
     cfg = config.override(tiny_config("gan-mnist", steps_per_epoch=None), ["train.lr_decay=0.5"])
     with pytest.raises(ValueError, match="total number of steps"):
-        models.build(cfg)  # steps_per_epoch none: one pass over data this code does not see
+        kinds.build(cfg)  # steps_per_epoch none: one pass over data this code does not see

@@ -74,7 +74,7 @@ def test_a_resumed_epoch_counts_from_where_it_stopped():
 
 
 def test_training_off_a_terminal_prints_progress_lines(tmp_path, mnist_dir, capsys):
-    args = train_args("gan-mnist", mnist_dir, tmp_path / "run", verbose=None)
+    args = train_args("gan-mnist", mnist_dir, tmp_path / "run", progress=None)
     assert train.main(args) == 0  # pytest's stdout is not a terminal
     out = capsys.readouterr().out
     assert "epoch 1/2 done in 0:" in out and "epoch 2/2 done in 0:" in out and "d_loss" in out

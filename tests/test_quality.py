@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gan_vae_tf import data, evaluate, quality
+from gan_vae_tf import data, evaluation, quality
 from helpers import tiny_config
 
 
@@ -42,7 +42,7 @@ def test_real_data_floor_is_sane_on_a_label_sorted_dataset(tmp_path, monkeypatch
     test, test_labels = label_sorted_digits(40, seed=2)
     dataset = data.Splits(train, test, "sorted", train_labels, test_labels)
     fake = np.random.default_rng(3).integers(0, 255, (100, 28, 28, 1)).astype(np.uint8)
-    q = evaluate.sample_quality(tiny_config("gan-mnist"), dataset, fake)
+    q = evaluation.sample_quality(tiny_config("gan-mnist"), dataset, fake)
     floor = q["real_floor"]
     assert q["classifier_test_accuracy"] > 0.95
     assert floor["classifier_score"] > 8.0

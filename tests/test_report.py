@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from gan_vae_tf import classifier, data, evaluate, models, report, train
-from helpers import tiny_config, train_args, write_mnist
+from gan_vae_tf import classifier, data, evaluate, evaluation, kinds, report, train
+from helpers import pipeline, tiny_config, train_args, write_mnist
 
 
 def test_classifier_is_trained_once_then_loaded_from_the_cache(tmp_path, monkeypatch):
@@ -37,10 +37,10 @@ def test_classifier_is_trained_once_then_loaded_from_the_cache(tmp_path, monkeyp
 
 def test_iwae_bound_is_at_least_the_elbo_and_grows_with_k():
     cfg = tiny_config("vae-mnist", batch_size=16)
-    model = models.build(cfg)
+    model = kinds.build(cfg)
     images = data.synthetic(400).train
-    model.fit(data.pipeline(images, cfg, training=True), epochs=2, verbose=0, shuffle=False)
-    x = data.scale(images[:64], "vae", binarize=True)
+    model.fit(pipeline(images, cfg, training=True), epochs=2, verbose=0, shuffle=False)
+    x = kinds.of(cfg).pixels(cfg).scale(images[:64])
     bounds = {}
     for k in (1, 10, 100):
         log_w = model.log_importance_weights(x, k).numpy()
@@ -70,7 +70,8 @@ def test_evaluate_iwae_reduces_known_log_weights_to_their_bound_and_elbo():
         images[i].flat[: i + 1] = 255
     share = np.arange(1, 11) / 16.0
     k = 5
-    result = evaluate.iwae(KnownWeights(), tiny_config("vae-mnist"), images, k, batch_images=4)
+    pixels = data.PixelRange(0.0, 1.0, binarize=True)
+    result = evaluation.iwae(KnownWeights(), images, pixels, k)  # batches of 8 and 2 images
     assert (result["k"], result["images"]) == (k, 10)
     assert result["iwae_nats"] == pytest.approx(
         np.mean(10 * share) + math.log((k + 1) / 2), rel=1e-5

@@ -10,15 +10,15 @@ import time
 import numpy as np
 import pytest
 
-from gan_vae_tf import callbacks, precision, train
+from gan_vae_tf import callbacks, kinds, precision, train
 from gan_vae_tf.errors import NonFiniteLoss
-from helpers import ROOT, train_args, train_process
+from helpers import ROOT, pipeline, train_args, train_process
 
 TF_NOISE = ("WARNING: All log messages before absl", "I0000 ", "W0000 ", "E0000 ")  # C++ start-up
 
 
 def _args(preset, data_dir, run, epochs, *extra):
-    return train_args(preset, data_dir, run, *extra, epochs=epochs, verbose=2)
+    return train_args(preset, data_dir, run, *extra, epochs=epochs, progress="epoch")
 
 
 def _spawn(args):
@@ -52,7 +52,7 @@ def test_sigkill_mid_run_then_resume_keeps_every_epoch_exactly_once(tmp_path, mn
     killed_at = _epochs(run)
     assert 3 <= len(killed_at) < epochs
 
-    assert train.main(["--resume", str(run), "--verbose", "0"]) == 0
+    assert train.main(["--resume", str(run), "--progress", "none"]) == 0
     assert _epochs(run) == list(range(1, epochs + 1))
     pngs = sorted(p.name for p in (run / "samples").glob("epoch_*.png"))
     assert pngs == [f"epoch_{e:04d}.png" for e in range(1, epochs + 1)]
@@ -76,9 +76,9 @@ def test_resume_of_a_finished_run_trains_nothing_more(tmp_path, mnist_dir):
     run = tmp_path / "run"
     assert train.main(_args("gan-mnist", mnist_dir, run, 2)) == 0
     before = (run / "history.csv").read_text()
-    assert train.main(["--resume", str(run), "--verbose", "0"]) == 0
+    assert train.main(["--resume", str(run), "--progress", "none"]) == 0
     assert (run / "history.csv").read_text() == before
-    assert train.main(["--resume", str(run), "--epochs", "3", "--verbose", "0"]) == 0
+    assert train.main(["--resume", str(run), "--epochs", "3", "--progress", "none"]) == 0
     assert _epochs(run) == [1, 2, 3]
 
 
@@ -86,11 +86,11 @@ def test_a_run_extended_on_resume_keeps_its_new_length_for_the_next_resume(tmp_p
     run = tmp_path / "run"
     assert train.main(_args("gan-mnist", mnist_dir, run, 1)) == 0
     started = json.loads((run / "config.json").read_text())["run"]
-    assert train.main(["--resume", str(run), "--epochs", "2", "--verbose", "0"]) == 0
+    assert train.main(["--resume", str(run), "--epochs", "2", "--progress", "none"]) == 0
     record = json.loads((run / "config.json").read_text())
     assert record["train"]["epochs"] == 2 and record["run"] == started
     assert train.build_config(train.parse_args(["--resume", str(run)])).train.epochs == 2
-    assert train.main(["--resume", str(run), "--epochs", "1", "--verbose", "0"]) == 0
+    assert train.main(["--resume", str(run), "--epochs", "1", "--progress", "none"]) == 0
     assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2  # ran 2 already
 
 
@@ -100,7 +100,7 @@ def test_resume_keeps_the_precision_the_run_started_with(tmp_path, mnist_dir, mo
     started = json.loads((run / "config.json").read_text())["run"]["precision"]
     other = "mixed_bfloat16" if started == "float32" else "float32"
     monkeypatch.setattr(precision, "resolve", lambda p, **kw: (other, "a new rule"))
-    assert train.main(["--resume", str(run), "--epochs", "2", "--verbose", "0"]) == 0
+    assert train.main(["--resume", str(run), "--epochs", "2", "--progress", "none"]) == 0
     assert json.loads((run / "summary.json").read_text())["precision"] == started
     assert _epochs(run) == [1, 2]
 
@@ -111,7 +111,7 @@ def test_corrupt_checkpoint_is_a_clear_error_and_nothing_is_deleted(tmp_path, mn
     data_file = next((run / "checkpoint").glob("state.data-*"))
     data_file.write_bytes(b"garbage")
     before = sorted(p.name for p in run.rglob("*"))
-    assert train.main(["--resume", str(run), "--epochs", "2", "--verbose", "0"]) == 2
+    assert train.main(["--resume", str(run), "--epochs", "2", "--progress", "none"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "corrupt" in err and "\n" not in err
     assert sorted(p.name for p in run.rglob("*")) == before
@@ -146,7 +146,7 @@ def test_exploding_training_exits_3_and_keeps_the_last_checkpoint(
         return done
 
     monkeypatch.setattr(checkpoint.RunState, "restore", restore_then_explode)
-    assert train.main(["--resume", str(run), "--epochs", "3", "--verbose", "0"]) == 3
+    assert train.main(["--resume", str(run), "--epochs", "3", "--progress", "none"]) == 3
     err = capsys.readouterr().err
     assert "at epoch 2, step" in err and "last good checkpoint" in err
     assert (run / "checkpoint" / "state.index").read_bytes() == state
@@ -174,18 +174,18 @@ def test_ctrl_c_without_out_saves_a_checkpoint_and_names_the_real_run_directory(
     (run,) = runs.iterdir()
     assert "RUN_DIR" not in err and err.strip().endswith(f"--resume {run.relative_to(tmp_path)}")
     upto = checkpoint.saved_position(run).epoch + 1
-    assert train.main(["--resume", str(run), "--epochs", str(upto), "--verbose", "0"]) == 0
+    assert train.main(["--resume", str(run), "--epochs", str(upto), "--progress", "none"]) == 0
     assert _epochs(run) == list(range(1, upto + 1))
 
 
 @pytest.mark.parametrize("preset", ["gan-mnist-report", "gan-mnist", "vae-mnist"])
 def test_checkpoint_restores_weights_optimizer_and_random_streams(tmp_path, preset):
-    from gan_vae_tf import checkpoint, data, models
+    from gan_vae_tf import checkpoint, data
     from helpers import tiny_config
 
     cfg = tiny_config(preset)
-    batches = data.pipeline(data.synthetic(40).train, cfg, training=True)
-    model = models.build(cfg)
+    batches = pipeline(data.synthetic(40).train, cfg, training=True)
+    model = kinds.build(cfg)
     model.fit(batches, epochs=1, verbose=0, shuffle=False)
     state = checkpoint.RunState(model, {"noise": np.ones((2, 3), "float32")})
     assert (
@@ -196,14 +196,14 @@ def test_checkpoint_restores_weights_optimizer_and_random_streams(tmp_path, pres
     saved_weights = [w.numpy().copy() for w in model.weights]
     model.fit(batches, epochs=1, verbose=0, shuffle=False)  # moves weights, optimizer and RNG on
 
-    fresh = models.build(cfg)
+    fresh = kinds.build(cfg)
     restored = checkpoint.RunState(fresh, {"noise": np.zeros((2, 3), "float32")})
     assert restored.restore(tmp_path) == checkpoint.Position(1)
     assert all(np.array_equal(a, v.numpy()) for a, v in zip(saved_rng, restored.rng, strict=True))
     assert all(
         np.array_equal(a, w.numpy()) for a, w in zip(saved_weights, fresh.weights, strict=True)
     )
-    assert np.array_equal(restored.fixed["noise"].numpy(), np.ones((2, 3)))
+    assert np.array_equal(restored.grid_inputs["noise"].numpy(), np.ones((2, 3)))
     optimizer = fresh.g_optimizer if preset.startswith("gan") else fresh.vae_optimizer
     assert int(optimizer.iterations.numpy()) == len(list(batches))
 
@@ -231,7 +231,7 @@ def test_a_checkpoint_write_failing_midway_keeps_the_previous_one_and_exits_4(tm
     assert len(before[data_file]) > 400_000  # so the limit below falls inside its write
 
     out = train_process(
-        ["--resume", run, "--epochs", "3", "--verbose", "0"],
+        ["--resume", run, "--epochs", "3", "--progress", "none"],
         timeout=300,
         preexec_fn=_limited_file_size(300_000),
     )
@@ -244,7 +244,7 @@ def test_a_checkpoint_write_failing_midway_keeps_the_previous_one_and_exits_4(tm
     assert not (run / "checkpoint.tmp").exists() and _epochs(run) == [1, 2]  # no train on
 
     assert checkpoint.saved_position(run) == checkpoint.Position(1)
-    assert train.main(["--resume", str(run), "--epochs", "3", "--verbose", "0"]) == 0
+    assert train.main(["--resume", str(run), "--epochs", "3", "--progress", "none"]) == 0
     assert _epochs(run) == [1, 2, 3]
 
 
@@ -274,10 +274,10 @@ def test_sigterm_saves_mid_epoch_exits_143_and_prints_the_resume_command(tmp_pat
     assert proc.returncode == 143, err[-2000:]
     saved = checkpoint.saved_position(run)
     last = err.strip().splitlines()[-1]
-    assert last.startswith("SIGTERM: stopped;") and f"at {saved.describe()};" in last
+    assert last.startswith("SIGTERM: stopped;") and f"at {saved};" in last
     assert last.endswith(f"python -m gan_vae_tf.train --resume {run}")
     upto = saved.epoch + 1  # the epoch it stopped in, finished by the resumed run
-    assert train.main(["--resume", str(run), "--epochs", str(upto), "--verbose", "0"]) == 0
+    assert train.main(["--resume", str(run), "--epochs", str(upto), "--progress", "none"]) == 0
     assert _epochs(run) == list(range(1, upto + 1))
 
 
@@ -334,8 +334,8 @@ def test_random_sigkills_of_a_real_mnist_run_lose_one_interval_at_most_and_end_b
         "--deterministic",
         "--checkpoint-every",
         str(every),
-        "--verbose",
-        "0",
+        "--progress",
+        "none",
     )
     assert train.main(args) == 0  # the uninterrupted reference: 6 epochs of 60 steps
     run = tmp_path / "killed"
@@ -368,7 +368,7 @@ def test_random_sigkills_of_a_real_mnist_run_lose_one_interval_at_most_and_end_b
             .split("}")[0]
         )
         kills.append((position, killed_at - saved_at))
-        proc = _spawn(["--resume", str(run), "--verbose", "0"])  # a kill -9 leaves no lock
+        proc = _spawn(["--resume", str(run), "--progress", "none"])  # a kill -9 leaves no lock
     assert proc.wait(timeout=300) == 0, proc.stderr.read()[-2000:]
 
     positions = [p for p, _ in kills]

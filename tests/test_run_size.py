@@ -10,7 +10,7 @@ import h5py
 import keras
 import numpy as np
 
-from gan_vae_tf import evaluate, models, train
+from gan_vae_tf import evaluate, kinds, train
 from gan_vae_tf.rundir import RunDir
 from helpers import tiny_config, train_args
 
@@ -30,7 +30,7 @@ def _weight_paths(keras_file) -> list[str]:
 def test_model_keras_holds_no_optimizer_state_and_the_same_weights(tmp_path, mnist_dir):
     run = _train(tmp_path / "run", mnist_dir)
     assert not [p for p in _weight_paths(run.model) if "optimizer" in p]
-    _, loaded = evaluate.load_run(run.path)
+    _, loaded = kinds.load_run(run.path)
     assert set(loaded.networks()) == {"generator", "discriminator", "generator_ema"}
     for name, net in loaded.networks().items():
         saved = keras.saving.load_model(run.network(name))
@@ -41,7 +41,7 @@ def test_model_keras_holds_no_optimizer_state_and_the_same_weights(tmp_path, mni
 def test_a_run_saved_with_optimizer_state_still_evaluates(tmp_path, mnist_dir):
     run = _train(tmp_path / "run", mnist_dir, "vae-mnist").path
     cfg = tiny_config("vae-mnist")
-    old = models.build(cfg)  # compiled, as model.keras was saved before
+    old = kinds.build(cfg)  # compiled, as model.keras was saved before
     old.save(run / "model.keras")
     assert [p for p in _weight_paths(run / "model.keras") if "optimizer" in p]
     assert evaluate.main([str(run), "--num", "16", "--quality-num", "0", "--iwae-k", "0"]) == 0

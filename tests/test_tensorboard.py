@@ -40,7 +40,7 @@ def test_a_gan_run_logs_scalars_and_sample_grids_per_epoch_and_a_resume_continue
         "sample_grid",
     }
     assert all(steps == [1, 2] for steps in events.values())
-    assert train.main(["--resume", str(run), "--epochs", "3", "--verbose", "0"]) == 0
+    assert train.main(["--resume", str(run), "--epochs", "3", "--progress", "none"]) == 0
     events = read_events(RunDir(run).tensorboard)
     assert all(steps == [1, 2, 3] for steps in events.values()), events
 

@@ -2,73 +2,66 @@
 
 from __future__ import annotations
 
-import keras
-import numpy as np
+import dataclasses
+from typing import Any, ClassVar
 
+import keras
+
+from gan_vae_tf.config import section_from_dict
 from gan_vae_tf.models import optimizers
 
 
-def grid_codes(cfg, rng, dim: int) -> np.ndarray:
-    """The fixed normal codes of the per-epoch PNG: `train.sample_grid` squared of them."""
-    return rng.standard_normal((cfg.train.sample_grid**2, dim)).astype("float32")
-
-
 class MultiOptimizerModel(keras.Model):
-    """What both models share: a custom `compile()` that takes one optimizer per trained
-    network (and is restored from `.keras` files), metric trackers that reset each epoch, and
-    a count of the steps a loss scaler skipped (mixed_float16 overflow: logged, not a failure).
+    """A model trained by several optimizers, one per network, in its own `train_step`.
 
-    Each model describes itself through `networks()` and `optimizers()`, so checkpoints,
-    evaluation, reports and diagrams iterate over them instead of asking what kind it is.
+    It adds to `keras.Model`: a `compile()` that takes one optimizer per trained network (and
+    is restored from `.keras` files), metric trackers that reset each epoch, a count of the
+    steps a loss scaler skipped (mixed_float16 overflow: logged, not a failure), and
+    serialization of its networks and of its options, a frozen config section such as
+    `GANConfig`. Checkpoints and diagrams iterate over `networks()` and `optimizers()`, so
+    they never ask which model they hold.
     """
 
     trackers: dict[str, keras.metrics.Metric]
     #: Names of the optimizers `compile()` takes, one per trained network (checkpoint keys).
-    optimizer_names: tuple[str, ...] = ()
+    optimizer_names: ClassVar[tuple[str, ...]] = ()
     #: The constructor arguments that are networks, serialized in `get_config()`.
-    network_keys: tuple[str, ...] = ()
-    #: Whether training also reports test-set metrics each epoch (the VAE's test ELBO).
-    validates: bool = False
-
-    @classmethod
-    def fixed_inputs(cls, cfg, test_images, rng) -> dict:
-        """The inputs of the per-epoch sample grid, drawn once per run (and checkpointed), so
-        successive epochs show the same samples improving."""
-        raise NotImplementedError
-
-    def renderer(self, fixed: dict):
-        """A function of the model -> the uint8 sample grid of `fixed`'s inputs."""
-        raise NotImplementedError
-
-    def test_metrics(self, cfg, dataset, num: int, iwae_k: int = 0, iwae_images: int = 0) -> dict:
-        """What `evaluate` measures of this kind of model on held-out images (the metric
-        functions themselves live in evaluate.py and metrics.py)."""
-        raise NotImplementedError
-
-    @classmethod
-    def describe(cls, cfg) -> tuple[str, str]:
-        """(the kind's name, its latent space) for the report's table."""
-        raise NotImplementedError
+    network_keys: ClassVar[tuple[str, ...]] = ()
+    #: The config section the model's `options` are (serialized as a plain dict).
+    options_class: ClassVar[type]
 
     def networks(self) -> dict[str, keras.Model]:
         """The networks this model is made of, by name (the `.keras` file stems)."""
         raise NotImplementedError
 
+    def _trained_variables(self, name: str) -> list:
+        """The variables the optimizer called `name` updates."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        nets = {
+            key: None if net is None else keras.saving.serialize_keras_object(net)
+            for key in self.network_keys
+            for net in [getattr(self, key)]
+        }
+        options = dataclasses.asdict(self.options)
+        return {**super().get_config(), **nets, "options": options, "seed": self.seed}
+
     @classmethod
     def from_config(cls, config):
-        """`get_config()` stores each network serialized under its name (None for one the
-        model does without, such as a DCGAN's EMA generator when it keeps none)."""
+        """`get_config()`'s form, and that of files written before the options were one
+        section (each option a key of its own, e.g. `ema_decay`)."""
         config = dict(config)
         for key in cls.network_keys:
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        names = [f.name for f in dataclasses.fields(cls.options_class)]
+        older = {name: config.pop(name) for name in names if name in config}
+        options = {**older, **(config.pop("options", None) or {})}
+        return cls(**config, options=section_from_dict(cls.options_class, options))
 
     def optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
         return {name: getattr(self, name) for name in self.optimizer_names}
-
-    def _trained_variables(self, name: str) -> list:
-        raise NotImplementedError
 
     def compile(
         self, learning_rate: float = 1e-4, beta_1: float = 0.9, loss_scale: bool = False, **kwargs

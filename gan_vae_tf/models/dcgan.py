@@ -7,7 +7,8 @@ import tensorflow as tf
 from keras import ops
 
 from gan_vae_tf import losses
-from gan_vae_tf.models import base, optimizers
+from gan_vae_tf.config import GANConfig
+from gan_vae_tf.models import optimizers
 from gan_vae_tf.models.base import MultiOptimizerModel
 
 
@@ -34,65 +35,39 @@ def copy_network(net: keras.Model, name: str) -> keras.Model:
 class DCGAN(MultiOptimizerModel):
     """A generator and a discriminator trained together with the non-saturating BCE losses.
 
-    With `ema_decay` > 0 the model also keeps `generator_ema`, an exponential moving average of
-    every generator weight (batch-norm statistics included), updated inside the compiled train
-    step. Averaged weights give smoother, steadier samples than the last step's, so sampling
-    (`call`, `sample`) uses it unless `sample_with_ema` is set to False. `label_smoothing` is
-    one-sided: the discriminator's target for real images is 1 - label_smoothing.
+    `options` is the run's `GANConfig`; the model reads its training options (the rest sizes
+    the networks it is given). With `ema_decay` > 0 it also keeps `generator_ema`, an
+    exponential moving average of every generator weight (batch-norm statistics included),
+    updated inside the compiled train step: averaged weights give smoother, steadier samples
+    than the last step's. `label_smoothing` is one-sided: the discriminator's target for real
+    images is 1 - label_smoothing.
     """
 
     optimizer_names = ("g_optimizer", "d_optimizer")
     network_keys = ("generator", "discriminator", "generator_ema")
-
-    @classmethod
-    def fixed_inputs(cls, cfg, test_images, rng) -> dict:
-        return {"noise": base.grid_codes(cfg, rng, cfg.gan.noise_dim)}
-
-    def renderer(self, fixed: dict):
-        from gan_vae_tf import plots
-
-        return plots.gan_renderer(fixed["noise"])
-
-    def test_metrics(self, cfg, dataset, num: int, iwae_k: int = 0, iwae_images: int = 0) -> dict:
-        from gan_vae_tf import data, evaluate
-
-        result = evaluate.evaluate_gan(self, data.sample(dataset.test, num))
-        return {**result, "generator": "ema" if self.sample_with_ema else "raw"}
-
-    @classmethod
-    def describe(cls, cfg) -> tuple[str, str]:
-        return "DCGAN", f"{cfg.gan.noise_dim}-d noise; no encoder, no inference"
+    options_class = GANConfig
 
     def __init__(
         self,
         generator: keras.Model,
         discriminator: keras.Model,
+        options: GANConfig | None = None,
         seed: int | None = None,
-        ema_decay: float = 0.0,
-        label_smoothing: float = 0.0,
         generator_ema: keras.Model | None = None,
-        r1_gamma: float = 0.0,
-        alternating: bool = False,
-        r1_every: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.r1_gamma = float(r1_gamma)
-        self.r1_every = int(r1_every)
-        self.alternating = bool(alternating)
+        self.options = options = options or GANConfig()
         self.generator = generator
         self.discriminator = discriminator
         self.noise_dim = int(generator.input_shape[-1])
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.ema_decay = float(ema_decay)
-        self.label_smoothing = float(label_smoothing)
-        if self.ema_decay and generator_ema is None:
+        if options.ema_decay and generator_ema is None:
             generator_ema = copy_network(generator, "generator_ema")
-        self.generator_ema = generator_ema if self.ema_decay else None
+        self.generator_ema = generator_ema if options.ema_decay else None
         if self.generator_ema is not None:
             self.generator_ema.trainable = False  # moved by _update_ema, never by an optimizer
-        self.sample_with_ema = self.generator_ema is not None
         self.trackers = {
             name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss", "d_real", "d_fake")
         }
@@ -111,48 +86,38 @@ class DCGAN(MultiOptimizerModel):
     def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
         super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, **kwargs)
 
-    @classmethod
-    def from_run_config(cls, cfg, policy: str = "float32") -> DCGAN:
-        from gan_vae_tf import networks
-
-        gan, nets = cfg.gan, (networks.generator(cfg, policy), networks.discriminator(cfg, policy))
-        options = dict(
-            ema_decay=gan.ema_decay,
-            label_smoothing=gan.label_smoothing,
-            r1_gamma=gan.r1_gamma,
-            r1_every=gan.r1_every,
-            alternating=gan.alternating,
-        )
-        model = cls(*nets, seed=cfg.train.seed, name="dcgan", **options)
-        model.sample_with_ema = model.generator_ema is not None and cfg.gan.sample_with_ema
-        return model
-
-    @staticmethod
-    def run_optimizers(cfg, total_steps: int | None = None) -> dict:
-        """Adam for both networks; the discriminator's learning rate may differ (TTUR)."""
-        return {
-            "g_optimizer": optimizers.run_adam(cfg.train, total_steps),
-            "d_optimizer": optimizers.run_adam(cfg.train, total_steps, cfg.gan.disc_learning_rate),
-        }
-
     @property
-    def sampler(self) -> keras.Model:
-        """The generator that makes samples: the EMA one when kept, unless told otherwise."""
-        return self.generator_ema if self.sample_with_ema else self.generator
+    def default_generator(self) -> str:
+        """ "ema" when the model keeps an average and its options sample it, else "raw"."""
+        kept = self.generator_ema is not None
+        return "ema" if kept and self.options.sample_with_ema else "raw"
+
+    def generator_for(self, which: str | None = None) -> keras.Model:
+        """The network that makes samples: "ema" (the moving average), "raw" (the trained
+        generator), or None for `default_generator`."""
+        which = which or self.default_generator
+        if which == "raw":
+            return self.generator
+        if which == "ema" and self.generator_ema is not None:
+            return self.generator_ema
+        if which == "ema":
+            raise ValueError("this DCGAN keeps no EMA generator (gan.ema_decay is 0)")
+        raise ValueError(f"generator must be 'ema' or 'raw', got {which!r}")
 
     def sample_noise(self, n: int):
         return keras.random.normal((n, self.noise_dim), seed=self.seed_generator)
 
     def call(self, noise, training: bool = False):
-        return self.sampler(noise, training=training)
+        return self.generator_for()(noise, training=training)
 
-    def sample(self, n: int):
-        """n generated images in [0, 1], the same range as `VAE.sample`."""
-        return (self.sampler(self.sample_noise(n), training=False) + 1.0) / 2.0
+    def sample(self, n: int, generator: str | None = None):
+        """n generated images in [0, 1] (the same range as `VAE.sample`) from the generator
+        `generator_for(generator)` names."""
+        return (self.generator_for(generator)(self.sample_noise(n), training=False) + 1.0) / 2.0
 
     def _update_ema(self) -> None:
         update_average(
-            self.generator_ema, self.generator, self.ema_decay, self.g_optimizer.iterations
+            self.generator_ema, self.generator, self.options.ema_decay, self.g_optimizer.iterations
         )
 
     def _real_logits_and_r1(self, real):
@@ -171,28 +136,27 @@ class DCGAN(MultiOptimizerModel):
     def _real_logits_and_penalty(self, real):
         """D's logits on real images and the weighted R1 penalty, gamma / 2 times R1, when it
         is due on every step; else 0 (no R1, or lazy R1, which `_lazy_r1_gradients` adds)."""
-        if not self.r1_gamma or self.r1_every > 1:
+        gamma, every = self.options.r1_gamma, self.options.r1_every
+        if not gamma or every > 1:
             return self.discriminator(real, training=True), 0.0
         real_logits, r1 = self._real_logits_and_r1(real)
-        return real_logits, 0.5 * self.r1_gamma * r1
+        return real_logits, 0.5 * gamma * r1
 
     def _lazy_r1_gradients(self, real, variables) -> list:
         """Lazy R1 (StyleGAN2's lazy regularization): on every `r1_every`-th discriminator
         step, the gradients of the penalty at `r1_every` times its weight, so its mean pull is
         unchanged; zeros on the steps between. Taken in a `tf.cond` of their own, apart from
         the BCE's tape: differentiating through a cond that also held the real-image pass
-        made every step run that pass's input gradient, which nothing uses, and zero-fill the
-        skipped branch's intermediates (the profiler put both at about 3 ms of op time in a
-        gan-mnist step; the wall-clock gain was within noise). The due step makes its own
-        pass over the real batch: a discriminator with batch norm updates its moving
-        statistics once more, one with dropout draws another mask (gan-mnist has neither)."""
+        would make every step run that pass's input gradient, which nothing uses, and
+        zero-fill the skipped branch's intermediates. The due step makes its own pass over the
+        real batch: a discriminator with batch norm updates its moving statistics once more,
+        one with dropout draws another mask."""
+        gamma, every = self.options.r1_gamma, self.options.r1_every
 
         def due():
             with tf.GradientTape() as tape:
                 _, r1 = self._real_logits_and_r1(real)
-                penalty = optimizers.scaled_loss(
-                    self.d_optimizer, 0.5 * self.r1_gamma * self.r1_every * r1
-                )
+                penalty = optimizers.scaled_loss(self.d_optimizer, 0.5 * gamma * every * r1)
             grads = tape.gradient(penalty, variables)  # None for a weight R1 ignores (a bias)
             pairs = zip(grads, variables, strict=True)
             return [ops.zeros_like(v) if g is None else g for g, v in pairs]
@@ -200,13 +164,13 @@ class DCGAN(MultiOptimizerModel):
         def not_due():
             return [ops.zeros_like(v) for v in variables]
 
-        return tf.cond(ops.equal(self.d_optimizer.iterations % self.r1_every, 0), due, not_due)
+        return tf.cond(ops.equal(self.d_optimizer.iterations % every, 0), due, not_due)
 
     def _update_discriminator(self, tape, scaled_loss, real):
         """One discriminator update from its BCE (and R1) tape, plus lazy R1's gradients."""
         variables = self.discriminator.trainable_variables
         grads = tape.gradient(scaled_loss, variables)
-        if self.r1_gamma and self.r1_every > 1:
+        if self.options.r1_gamma and self.options.r1_every > 1:
             lazy = self._lazy_r1_gradients(real, variables)
             grads = [g + r for g, r in zip(grads, lazy, strict=True)]
         return optimizers.apply_gradients(grads, self.d_optimizer, variables)
@@ -219,40 +183,56 @@ class DCGAN(MultiOptimizerModel):
         real_logits, penalty = self._real_logits_and_penalty(real)
         fake_logits = self.discriminator(fake, training=True)
         loss = losses.discriminator_loss(
-            real_logits, fake_logits, real_label=1.0 - self.label_smoothing
+            real_logits, fake_logits, real_label=1.0 - self.options.label_smoothing
         )
         return loss, penalty, real_logits, fake_logits
 
     def train_step(self, real):
-        """One update of each network from one generated batch. Simultaneous: both losses come
-        from the same discriminator pass. Alternating: the discriminator is updated first and
-        the generator's loss is taken from the updated discriminator (one more pass over the
-        fakes, no second generator pass)."""
+        """One update of each network from one generated batch, in the order the options say."""
         noise = self.sample_noise(ops.shape(real)[0])
+        step = self._alternating_step if self.options.alternating else self._simultaneous_step
+        d_loss, g_loss, real_logits, fake_logits = step(real, noise)
+        if self.generator_ema is not None:
+            self._update_ema()
+        return self._track(d_loss, g_loss, real_logits, fake_logits)
+
+    def _simultaneous_step(self, real, noise):
+        """Both losses from the same discriminator pass: the generator is updated, then the
+        discriminator."""
         with tf.GradientTape() as g_tape:
             fake = self.generator(noise, training=True)
             with tf.GradientTape() as d_tape:
                 d_loss, penalty, real_logits, fake_logits = self._discriminator_loss(real, fake)
                 d_scaled = optimizers.scaled_loss(self.d_optimizer, d_loss + penalty)
-            if self.alternating:
-                with g_tape.stop_recording():
-                    d_skipped = self._update_discriminator(d_tape, d_scaled, real)
-                g_loss = losses.generator_loss(self.discriminator(fake, training=True))
-            else:
-                g_loss = losses.generator_loss(fake_logits)
+            g_loss = losses.generator_loss(fake_logits)
             g_scaled = optimizers.scaled_loss(self.g_optimizer, g_loss)
-        g_skipped = optimizers.apply_loss(
-            g_tape, g_scaled, self.g_optimizer, self.generator.trainable_variables
-        )
-        if not self.alternating:
-            d_skipped = self._update_discriminator(d_tape, d_scaled, real)
+        g_skipped = self._update_generator(g_tape, g_scaled)
+        d_skipped = self._update_discriminator(d_tape, d_scaled, real)
         self._count_skips(g_skipped, d_skipped)
-        if self.generator_ema is not None:
-            self._update_ema()
-        return self._track(d_loss, g_loss, real_logits, fake_logits)
+        return d_loss, g_loss, real_logits, fake_logits
+
+    def _alternating_step(self, real, noise):
+        """The discriminator is updated first, and the generator's loss is taken from the
+        updated discriminator: one more pass over the fakes, no second generator pass."""
+        with tf.GradientTape() as g_tape:
+            fake = self.generator(noise, training=True)
+            with tf.GradientTape() as d_tape:
+                d_loss, penalty, real_logits, fake_logits = self._discriminator_loss(real, fake)
+                d_scaled = optimizers.scaled_loss(self.d_optimizer, d_loss + penalty)
+            with g_tape.stop_recording():
+                d_skipped = self._update_discriminator(d_tape, d_scaled, real)
+            g_loss = losses.generator_loss(self.discriminator(fake, training=True))
+            g_scaled = optimizers.scaled_loss(self.g_optimizer, g_loss)
+        g_skipped = self._update_generator(g_tape, g_scaled)
+        self._count_skips(g_skipped, d_skipped)
+        return d_loss, g_loss, real_logits, fake_logits
+
+    def _update_generator(self, tape, scaled_loss):
+        variables = self.generator.trainable_variables
+        return optimizers.apply_loss(tape, scaled_loss, self.g_optimizer, variables)
 
     def test_step(self, real):
-        fake = self.sampler(self.sample_noise(ops.shape(real)[0]), training=False)
+        fake = self.generator_for()(self.sample_noise(ops.shape(real)[0]), training=False)
         real_logits = self.discriminator(real, training=False)
         fake_logits = self.discriminator(fake, training=False)
         return self._track(
@@ -272,21 +252,3 @@ class DCGAN(MultiOptimizerModel):
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: t.result() for name, t in self.trackers.items()}
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "generator": keras.saving.serialize_keras_object(self.generator),
-            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-            "generator_ema": (
-                keras.saving.serialize_keras_object(self.generator_ema)
-                if self.generator_ema is not None
-                else None
-            ),
-            "seed": self.seed,
-            "ema_decay": self.ema_decay,
-            "label_smoothing": self.label_smoothing,
-            "r1_gamma": self.r1_gamma,
-            "r1_every": self.r1_every,
-            "alternating": self.alternating,
-        }

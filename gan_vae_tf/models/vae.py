@@ -7,8 +7,9 @@ import tensorflow as tf
 from keras import ops
 
 from gan_vae_tf import losses
+from gan_vae_tf.config import VAEConfig
 from gan_vae_tf.layers import Reparameterize
-from gan_vae_tf.models import base, optimizers
+from gan_vae_tf.models import optimizers
 from gan_vae_tf.models.base import MultiOptimizerModel
 
 
@@ -17,64 +18,35 @@ class VAE(MultiOptimizerModel):
     """A convolutional VAE trained on the negative single-sample Monte-Carlo ELBO.
 
     ELBO(x) = log p(x | z) - KL(q(z|x) || p(z)) with z ~ q(z|x) drawn once per image; the KL
-    to the standard-normal prior is in closed form. `likelihood` is "bernoulli" for binary
-    pixels or "gaussian" (fixed `obs_sigma`) for continuous pixels in [0, 1]; all in nats.
+    to the standard-normal prior is in closed form. `options` is the run's `VAEConfig`; its
+    `likelihood` is "bernoulli" for binary pixels or "gaussian" (fixed `obs_sigma`) for
+    continuous pixels in [0, 1]; all in nats.
     """
+
+    optimizer_names = ("vae_optimizer",)
+    network_keys = ("encoder", "decoder")
+    options_class = VAEConfig
 
     def __init__(
         self,
         encoder: keras.Model,
         decoder: keras.Model,
-        likelihood: str = "bernoulli",
-        obs_sigma: float = 0.1,
+        options: VAEConfig | None = None,
         seed: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.options = options = options or VAEConfig()
         self.encoder = encoder
         self.decoder = decoder
         self.latent_dim = int(decoder.input_shape[-1])
-        self.likelihood = likelihood
-        self.obs_sigma = float(obs_sigma)
         self.seed = seed
-        self.sampler = Reparameterize(seed=seed, name="reparameterize")
+        self.reparameterize = Reparameterize(seed=seed, name="reparameterize")
         self.prior_seed = keras.random.SeedGenerator(None if seed is None else seed + 1)
         self.trackers = {
             name: keras.metrics.Mean(name=name) for name in ("loss", "elbo", "log_px_z", "kl")
         }
         self.built = True
-
-    optimizer_names = ("vae_optimizer",)
-    network_keys = ("encoder", "decoder")
-    validates = True
-
-    @classmethod
-    def fixed_inputs(cls, cfg, test_images, rng) -> dict:
-        from gan_vae_tf import data
-
-        batch = data.pipeline(data.sample(test_images, 8), cfg, training=False, batch_size=8)
-        return {
-            "z": base.grid_codes(cfg, rng, cfg.vae.latent_dim),
-            "batch": next(iter(batch)).numpy(),
-        }
-
-    def renderer(self, fixed: dict):
-        from gan_vae_tf import plots
-
-        return plots.vae_renderer(fixed["z"], fixed["batch"])
-
-    def test_metrics(self, cfg, dataset, num: int, iwae_k: int = 0, iwae_images: int = 0) -> dict:
-        from gan_vae_tf import data, evaluate
-
-        result = evaluate.evaluate_vae(self, cfg, data.sample(dataset.test, num))
-        if iwae_k > 0:
-            images = data.sample(dataset.test, iwae_images)
-            result["iwae"] = evaluate.iwae(self, cfg, images, iwae_k)
-        return result
-
-    @classmethod
-    def describe(cls, cfg) -> tuple[str, str]:
-        return "VAE", f"{cfg.vae.latent_dim}-d Gaussian with an encoder q(z|x)"
 
     def networks(self) -> dict[str, keras.Model]:
         return {"encoder": self.encoder, "decoder": self.decoder}
@@ -84,18 +56,6 @@ class VAE(MultiOptimizerModel):
 
     def compile(self, vae_optimizer=None, **kwargs):
         super().compile(vae_optimizer=vae_optimizer, **kwargs)
-
-    @classmethod
-    def from_run_config(cls, cfg, policy: str = "float32") -> VAE:
-        from gan_vae_tf import networks
-
-        vae, nets = cfg.vae, (networks.encoder(cfg, policy), networks.decoder(cfg, policy))
-        options = dict(likelihood=vae.likelihood, obs_sigma=vae.obs_sigma)
-        return cls(*nets, seed=cfg.train.seed, name="vae", **options)
-
-    @staticmethod
-    def run_optimizers(cfg, total_steps: int | None = None) -> dict:
-        return {"vae_optimizer": optimizers.run_adam(cfg.train, total_steps)}
 
     def encode(self, x, training: bool = False):
         stats = ops.cast(self.encoder(x, training=training), "float32")
@@ -108,7 +68,7 @@ class VAE(MultiOptimizerModel):
 
     def call(self, x, training: bool = False):
         mean, logvar = self.encode(x, training)
-        return self.decode(self.sampler(mean, logvar), training)
+        return self.decode(self.reparameterize(mean, logvar), training)
 
     def sample(self, n: int):
         """Mean images of decoded prior samples z ~ N(0, I)."""
@@ -123,8 +83,10 @@ class VAE(MultiOptimizerModel):
     def elbo_terms(self, x, training: bool = False):
         """Per-image (elbo, log p(x|z), kl), each float32 of shape (batch,)."""
         mean, logvar = self.encode(x, training)
-        logits = self.decode(self.sampler(mean, logvar), training)
-        log_px_z = losses.reconstruction_log_prob(x, logits, self.likelihood, self.obs_sigma)
+        logits = self.decode(self.reparameterize(mean, logvar), training)
+        log_px_z = losses.reconstruction_log_prob(
+            x, logits, self.options.likelihood, self.options.obs_sigma
+        )
         kl = losses.kl_to_standard_normal(mean, logvar)
         return log_px_z - kl, log_px_z, kl
 
@@ -138,10 +100,10 @@ class VAE(MultiOptimizerModel):
             return ops.reshape(ops.repeat(t[:, None], k, axis=1), (-1, self.latent_dim))
 
         mean_k, logvar_k = rep(mean), rep(logvar)
-        z = self.sampler(mean_k, logvar_k)
+        z = self.reparameterize(mean_k, logvar_k)
         x_k = ops.repeat(x, k, axis=0)
         log_px_z = losses.reconstruction_log_prob(
-            x_k, self.decode(z), self.likelihood, self.obs_sigma
+            x_k, self.decode(z), self.options.likelihood, self.options.obs_sigma
         )
         log_pz = losses.normal_log_prob(z, ops.zeros_like(z), ops.zeros_like(z))
         log_qz = losses.normal_log_prob(z, mean_k, logvar_k)
@@ -168,13 +130,3 @@ class VAE(MultiOptimizerModel):
         self.trackers["log_px_z"].update_state(log_px_z)
         self.trackers["kl"].update_state(kl)
         return {name: t.result() for name, t in self.trackers.items()}
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-            "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "likelihood": self.likelihood,
-            "obs_sigma": self.obs_sigma,
-            "seed": self.seed,
-        }

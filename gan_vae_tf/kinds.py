@@ -1,0 +1,221 @@
+"""One record per model kind: what differs between a DCGAN run and a VAE run outside the models.
+
+A run's config names its kind (`model: "gan" | "vae"`); `of(cfg)` returns the record, and the
+rest of the package asks it instead of comparing that name: how to build the model and its
+optimizers from the config, the pixel range its networks see, the fixed inputs and drawing of
+the per-epoch sample grid, what `evaluate` measures, and what the report says of its latent
+space. This is the only module that knows which kinds exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from gan_vae_tf import data, evaluation, layers, networks, plots, rundir  # noqa: F401
+from gan_vae_tf.config import Config
+from gan_vae_tf.errors import UserError
+from gan_vae_tf.models import DCGAN, VAE, MultiOptimizerModel, optimizers
+
+log = logging.getLogger(__name__)
+
+
+class Kind:
+    """What a kind of model needs from the rest of the package. Subclasses fill it in."""
+
+    #: The config's `model` value.
+    name: ClassVar[str]
+    #: The model's name in the report's table.
+    title: ClassVar[str]
+    #: The range the networks see pixels in (their images' range, before binarizing).
+    value_range: ClassVar[tuple[float, float]]
+    #: Whether training also reports test-set metrics each epoch (the VAE's test ELBO).
+    validates: ClassVar[bool] = False
+    #: Whether the model has an encoder q(z|x): the report then draws latent-space figures.
+    has_encoder: ClassVar[bool] = False
+
+    def pixels(self, cfg: Config) -> data.PixelRange:
+        return data.PixelRange(*self.value_range, binarize=cfg.data.binarize)
+
+    def build(self, cfg: Config, policy: str = "float32") -> MultiOptimizerModel:
+        """The uncompiled model a config describes, layers under the dtype `policy`."""
+        raise NotImplementedError
+
+    def optimizers(self, cfg: Config, total_steps: int | None) -> dict:
+        """The optimizers `compile()` takes, by name, for a run of `total_steps`."""
+        raise NotImplementedError
+
+    def grid_inputs(self, cfg: Config, test_images: np.ndarray, rng) -> dict[str, np.ndarray]:
+        """The inputs of the per-epoch sample grid, drawn once per run (and checkpointed), so
+        successive epochs show the same samples improving."""
+        raise NotImplementedError
+
+    def draw_grid(self, model, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The uint8 sample grid of `grid_inputs`' inputs."""
+        raise NotImplementedError
+
+    def test_metrics(self, model, cfg: Config, dataset, request: evaluation.Request) -> dict:
+        """What `evaluate` measures of this kind on held-out images, sample quality aside."""
+        raise NotImplementedError
+
+    def samples(self, model, n: int, request: evaluation.Request) -> np.ndarray:
+        """n uint8 samples, as `evaluate` scores them."""
+        return evaluation.samples(model, n)
+
+    def latent_space(self, cfg: Config) -> str:
+        """The report's words for the model's latent space."""
+        raise NotImplementedError
+
+
+def _grid_codes(cfg: Config, rng, dim: int) -> np.ndarray:
+    """The fixed normal codes of the per-epoch PNG: `train.sample_grid` squared of them."""
+    return rng.standard_normal((cfg.train.sample_grid**2, dim)).astype("float32")
+
+
+class GANKind(Kind):
+    name = "gan"
+    title = "DCGAN"
+    value_range = (-1.0, 1.0)  # the generator's tanh
+
+    def build(self, cfg: Config, policy: str = "float32") -> DCGAN:
+        nets = networks.generator(cfg, policy), networks.discriminator(cfg, policy)
+        return DCGAN(*nets, options=cfg.gan, seed=cfg.train.seed, name="dcgan")
+
+    def optimizers(self, cfg: Config, total_steps: int | None) -> dict:
+        """Adam for both networks; the discriminator's learning rate may differ (TTUR)."""
+        return {
+            "g_optimizer": optimizers.run_adam(cfg.train, total_steps),
+            "d_optimizer": optimizers.run_adam(cfg.train, total_steps, cfg.gan.disc_learning_rate),
+        }
+
+    def grid_inputs(self, cfg: Config, test_images: np.ndarray, rng) -> dict[str, np.ndarray]:
+        return {"noise": _grid_codes(cfg, rng, cfg.gan.noise_dim)}
+
+    def draw_grid(self, model: DCGAN, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        images = ops.convert_to_numpy(model.generator_for()(inputs["noise"], training=False))
+        return plots.grid(plots.to_uint8(images, self.value_range))
+
+    def _generator(self, model: DCGAN, request: evaluation.Request) -> str:
+        return "raw" if request.raw_generator else model.default_generator
+
+    def test_metrics(self, model: DCGAN, cfg: Config, dataset, request) -> dict:
+        real = data.sample(dataset.test, request.num)
+        which = self._generator(model, request)
+        probabilities = evaluation.discriminator_probabilities(model, real, self.pixels(cfg), which)
+        return {**probabilities, "generator": which}
+
+    def samples(self, model: DCGAN, n: int, request: evaluation.Request) -> np.ndarray:
+        return evaluation.samples(model, n, generator=self._generator(model, request))
+
+    def latent_space(self, cfg: Config) -> str:
+        return f"{cfg.gan.noise_dim}-d noise; no encoder, no inference"
+
+
+class VAEKind(Kind):
+    name = "vae"
+    title = "VAE"
+    value_range = (0.0, 1.0)  # the decoder's Bernoulli means or Gaussian pixel means
+    validates = True
+    has_encoder = True
+
+    def build(self, cfg: Config, policy: str = "float32") -> VAE:
+        nets = networks.encoder(cfg, policy), networks.decoder(cfg, policy)
+        return VAE(*nets, options=cfg.vae, seed=cfg.train.seed, name="vae")
+
+    def optimizers(self, cfg: Config, total_steps: int | None) -> dict:
+        return {"vae_optimizer": optimizers.run_adam(cfg.train, total_steps)}
+
+    def grid_inputs(self, cfg: Config, test_images: np.ndarray, rng) -> dict[str, np.ndarray]:
+        """Prior codes, and eight held-out images to show beside their reconstructions."""
+        batch = self.pixels(cfg).scale(data.sample(test_images, 8))
+        return {"z": _grid_codes(cfg, rng, cfg.vae.latent_dim), "batch": batch.numpy()}
+
+    def draw_grid(self, model: VAE, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """Prior samples (decoded means) beside test images over their reconstructions."""
+        samples = ops.convert_to_numpy(ops.sigmoid(model.decode(inputs["z"])))
+        recon = ops.convert_to_numpy(model.reconstruct(inputs["batch"]))
+        return plots.side_by_side(
+            plots.grid(plots.to_uint8(samples)), plots.reconstruction_grid(inputs["batch"], recon)
+        )
+
+    def test_metrics(self, model: VAE, cfg: Config, dataset, request) -> dict:
+        pixels = self.pixels(cfg)
+        result = evaluation.elbo(model, data.sample(dataset.test, request.num), pixels)
+        if request.iwae_k > 0:
+            images = data.sample(dataset.test, request.iwae_images)
+            result["iwae"] = evaluation.iwae(model, images, pixels, request.iwae_k)
+        return result
+
+    def latent_space(self, cfg: Config) -> str:
+        return f"{cfg.vae.latent_dim}-d Gaussian with an encoder q(z|x)"
+
+
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (GANKind(), VAEKind())}
+
+
+def of(cfg: Config) -> Kind:
+    """The record of the kind of model `cfg` describes."""
+    if cfg.model not in KINDS:
+        raise UserError(f"model must be one of {', '.join(KINDS)}, got {cfg.model!r}")
+    return KINDS[cfg.model]
+
+
+def steps_per_execution(cfg: Config) -> int:
+    """The config's train steps per compiled call, or 1 under any tf.distribute strategy:
+    Keras 3 runs each step of a multi-step call inside a `tf.cond`, where the optimizer's
+    cross-replica `merge_call` fails ("You must feed a value for placeholder tensor",
+    keras-team/keras#19246; a one-device MirroredStrategy merges too). The steps compute the
+    same either way; only speed differs, and the log says so."""
+    steps = cfg.train.steps_per_execution
+    if steps > 1 and tf.distribute.has_strategy():
+        strategy = tf.distribute.get_strategy()
+        log.info(
+            "steps per execution: 1 instead of %d under %s over %d replicas",
+            steps,
+            type(strategy).__name__,
+            strategy.num_replicas_in_sync,
+        )
+        return 1
+    return steps
+
+
+def build(cfg: Config, policy: str = "float32", steps_per_epoch: int | None = None):
+    """The compiled model a config describes, with layers under the given dtype policy.
+    `steps_per_epoch` (else the config's) sizes a learning-rate decay over the whole run."""
+    kind = of(cfg)
+    model = kind.build(cfg, policy)
+    per_epoch = steps_per_epoch or cfg.train.steps_per_epoch
+    total = cfg.train.epochs * per_epoch if per_epoch else None
+    model.compile(
+        **kind.optimizers(cfg, total),
+        loss_scale=policy == "mixed_float16",
+        steps_per_execution=steps_per_execution(cfg),
+    )
+    return model
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[Config, MultiOptimizerModel]:
+    """The config and trained model of a run directory, or a UserError saying what is missing."""
+    run = rundir.RunDir(run_dir)
+    if not run.path.is_dir():
+        raise UserError(f"{run.path} is not a directory")
+    if not run.config.is_file():
+        raise UserError(f"{run.path} is not a run directory: it has no {run.config.name}")
+    try:
+        cfg = Config.from_json(run.config)
+    except (ValueError, TypeError, KeyError) as e:
+        raise UserError(f"{run.config} is not a valid run config: {e}") from None
+    of(cfg)
+    if not run.model.is_file():
+        raise UserError(f"{run.path} has no trained model ({run.model.name}): did training finish?")
+    try:
+        model = keras.saving.load_model(run.model)
+    except Exception as e:
+        raise UserError(f"cannot load {run.model}: {e}") from None
+    return cfg, model
