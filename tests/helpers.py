@@ -83,6 +83,15 @@ def pipeline(images: np.ndarray, cfg: config_lib.Config, **kwargs):
     return data.pipeline(images, cfg, kinds.of(cfg).pixels(cfg), **kwargs)
 
 
+def synthetic_batches(cfg: config_lib.Config, n: int = 32):
+    """Training batches of `n + n // 4` synthetic images (the last fifth held out) at the
+    config's image size and batch size."""
+    from gan_vae_tf import data
+
+    ds = data.synthetic(n + n // 4, cfg.data.image_size, cfg.data.channels)
+    return pipeline(ds.train, cfg, training=True)
+
+
 def tiny_config(preset: str, **train) -> config_lib.Config:
     """The preset at tiny widths, batch 8, one epoch of 4 steps: a known run length, so a
     preset's learning-rate decay can be sized when the model is built outside `train.py`."""

@@ -1,3 +1,6 @@
+"""The DCGAN: generator EMA, sampling by name, R1 (and lazy R1), update order, spectral
+normalization."""
+
 from dataclasses import replace
 
 import keras
@@ -5,227 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_vae_tf import config, data, kinds, losses, models, networks
-from gan_vae_tf.layers import Reparameterize
-from helpers import TINY, pipeline, tiny_config
-
-
-def _batches(cfg, n=32):
-    ds = data.synthetic(n + n // 4, cfg.data.image_size, cfg.data.channels)
-    return pipeline(ds.train, cfg, training=True)
-
-
-@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist", "gan-anime", "vae-anime"])
-def test_one_train_step_changes_every_network_and_keeps_losses_finite(preset):
-    cfg = tiny_config(preset)
-    model = kinds.build(cfg)
-    before = {
-        name: [w.numpy().copy() for w in part.weights] for name, part in model.networks().items()
-    }
-    logs = model.train_step(next(iter(_batches(cfg))))
-    assert all(np.isfinite(float(v)) for v in logs.values())
-    for name, part in model.networks().items():
-        changed = [
-            not np.allclose(a, b.numpy()) for a, b in zip(before[name], part.weights, strict=True)
-        ]
-        assert any(changed), f"{name} did not change"
-
-
-def test_reparameterization_noise_is_fresh_on_every_call_inside_one_compiled_step():
-    layer = Reparameterize(seed=3)
-    mean, logvar = tf.zeros((4, 2)), tf.zeros((4, 2))
-
-    @tf.function
-    def twice():
-        return layer(mean, logvar), layer(mean, logvar)
-
-    a, b = twice()
-    c, _ = twice()
-    assert not np.allclose(a, b) and not np.allclose(a, c)
-
-
-def test_reparameterization_uses_the_variance_not_the_log_variance():
-    layer = Reparameterize(seed=0)
-    z = layer(tf.fill((20000, 1), 3.0), tf.fill((20000, 1), float(np.log(4.0)))).numpy()
-    assert abs(z.mean() - 3.0) < 0.05 and abs(z.std() - 2.0) < 0.05
-
-
-def test_vae_loss_is_the_negative_elbo_and_kl_is_nonnegative():
-    cfg = tiny_config("vae-mnist")
-    model = kinds.build(cfg)
-    x = next(iter(_batches(cfg)))
-    elbo, log_px_z, kl = model.elbo_terms(x)
-    assert elbo.shape == (8,) and np.all(kl.numpy() >= 0)
-    np.testing.assert_allclose(elbo.numpy(), (log_px_z - kl).numpy(), rtol=1e-6)
-    logs = model.test_step(x)
-    assert logs["loss"].numpy() == pytest.approx(-elbo.numpy().mean(), rel=1e-3, abs=1.0)
-
-
-@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
-def test_keras_file_round_trip_keeps_weights_and_outputs(tmp_path, preset):
-    cfg = tiny_config(preset)
-    model = kinds.build(cfg)
-    model.fit(_batches(cfg), epochs=1, verbose=0, shuffle=False)
-    model.save(tmp_path / "m.keras")
-    loaded = keras.saving.load_model(tmp_path / "m.keras")
-    assert type(loaded) is type(model)
-    for name, part in model.networks().items():
-        other = loaded.networks()[name]
-        probe = (
-            np.random.default_rng(0).standard_normal((2, *part.input_shape[1:])).astype("float32")
-        )
-        np.testing.assert_allclose(part(probe).numpy(), other(probe).numpy(), rtol=1e-5, atol=1e-5)
-    loaded.train_step(next(iter(_batches(cfg))))  # the restored compile config trains
-
-
-@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
-@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
-def test_every_precision_trains_with_finite_float32_losses_and_float32_variables(preset, precision):
-    cfg = tiny_config(preset)
-    model = kinds.build(cfg, precision)
-    for batch in list(_batches(cfg))[:3]:
-        logs = model.train_step(batch)
-    assert all(np.isfinite(float(v)) and v.dtype == "float32" for v in logs.values())
-    assert all(v.dtype == "float32" for v in model.trainable_variables)
-    optimizers = list(model.optimizers().values())
-    scaled = [isinstance(o, keras.optimizers.LossScaleOptimizer) for o in optimizers]
-    assert scaled == [precision == "mixed_float16"] * len(optimizers)
-
-
-def test_gan_losses_from_logits_match_their_definitions():
-    real, fake = tf.constant([[2.0], [-1.0]]), tf.constant([[0.5], [-3.0]])
-
-    def sp(t):  # softplus
-        return np.log1p(np.exp(t))
-
-    expected_d = np.mean(sp(-real.numpy())) + np.mean(sp(fake.numpy()))
-    assert float(losses.discriminator_loss(real, fake)) == pytest.approx(expected_d, rel=1e-6)
-    assert float(losses.generator_loss(fake)) == pytest.approx(np.mean(sp(-fake.numpy())), rel=1e-6)
-    assert np.isfinite(float(losses.generator_loss(tf.constant([[-500.0]]))))
-
-
-def test_gaussian_log_prob_matches_the_closed_form():
-    x, mean = np.full((1, 2, 2, 1), 0.3, "float32"), np.full((1, 2, 2, 1), 0.5, "float32")
-    sigma = 0.1
-    expected = 4 * (-0.5 * (0.2 / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi))
-    assert float(losses.gaussian_log_prob(x, mean, sigma)[0]) == pytest.approx(expected, rel=1e-5)
-
-
-def test_mixed_float16_counts_skipped_loss_scale_steps_instead_of_failing():
-    cfg = tiny_config("gan-mnist")
-    model = kinds.build(cfg, "mixed_float16")
-    batch = next(iter(_batches(cfg)))
-    model.train_step(batch)  # builds the loss-scale state
-    before = [w.numpy().copy() for w in model.discriminator.trainable_weights]
-    model.d_optimizer.dynamic_scale.assign(3e38)  # the scaled loss overflows to inf
-    logs = model.train_step(batch)
-    assert float(logs["skipped_steps"]) == 1.0 and np.isfinite(float(logs["d_loss"]))
-    assert all(
-        np.array_equal(a, b.numpy())
-        for a, b in zip(before, model.discriminator.trainable_weights, strict=True)
-    )
-    assert float(model.d_optimizer.dynamic_scale.numpy()) < 3e38  # the scaler backed off
-
-
-def test_float32_runs_log_no_skipped_steps():
-    cfg = tiny_config("vae-mnist")
-    logs = kinds.build(cfg).train_step(next(iter(_batches(cfg))))
-    assert "skipped_steps" not in logs
-
-
-def test_the_per_epoch_gan_grid_is_sample_grid_tiles_on_a_side():
-    cfg = tiny_config("gan-mnist", sample_grid=3)
-    kind = kinds.of(cfg)
-    inputs = kind.grid_inputs(cfg, None, np.random.default_rng(0))
-    assert inputs["noise"].shape == (9, cfg.gan.noise_dim)
-    assert kind.draw_grid(kinds.build(cfg), inputs).shape == (3 * 30 + 2, 3 * 30 + 2, 1)
-
-
-def test_the_per_epoch_vae_grid_decodes_sample_grid_squared_prior_codes():
-    cfg = tiny_config("vae-mnist", sample_grid=3)
-    inputs = kinds.of(cfg).grid_inputs(cfg, data.synthetic(40).test, np.random.default_rng(0))
-    assert inputs["z"].shape == (9, cfg.vae.latent_dim)
-
-
-def test_the_default_digit_grid_is_large_enough_for_every_class_and_the_reports_keep_4x4():
-    assert config.preset("gan-mnist").train.sample_grid == 8
-    assert config.preset("gan-mnist-report").train.sample_grid == 4
-
-
-@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
-def test_both_models_sample_images_in_unit_range(preset):
-    cfg = tiny_config(preset)
-    images = kinds.build(cfg).sample(4).numpy()
-    assert images.shape == (4, 28, 28, 1) and images.min() >= 0.0 and images.max() <= 1.0
-
-
-def test_vae_reconstruction_decodes_the_posterior_mean():
-    cfg = tiny_config("vae-mnist")
-    model = kinds.build(cfg)
-    x = data.PixelRange(0.0, 1.0, binarize=True).scale(data.synthetic(20).train[:4])
-    mean, _ = model.encode(x)
-    np.testing.assert_allclose(
-        model.reconstruct(x).numpy(), tf.sigmoid(model.decode(mean)).numpy(), rtol=1e-6
-    )
-
-
-@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
-def test_train_and_test_steps_are_traced_once_across_epochs(preset):
-    """Python in a step runs only while tracing: one call each over three epochs means no
-    retracing (fixed training batch shapes, no Python values that change per step)."""
-    cfg = tiny_config(preset)
-    model = kinds.build(cfg)
-    calls = {"train": 0, "test": 0}
-    train_step, test_step = model.train_step, model.test_step
-
-    def counted_train(x):
-        calls["train"] += 1
-        return train_step(x)
-
-    def counted_test(x):
-        calls["test"] += 1
-        return test_step(x)
-
-    model.train_step, model.test_step = counted_train, counted_test
-    images = data.synthetic(70).train
-    model.fit(
-        pipeline(images, cfg, training=True),
-        epochs=3,
-        verbose=0,
-        shuffle=False,
-        validation_data=pipeline(images[:20], cfg, training=False),
-    )
-    assert calls == {"train": 1, "test": 1}
-
-
-def test_compile_takes_one_optimizer_per_network_and_keras_files_keep_them(tmp_path):
-    cfg = tiny_config("gan-mnist")
-    model = kinds.of(cfg).build(cfg)
-    model.compile(
-        g_optimizer=keras.optimizers.Adam(3e-4, beta_1=0.5), d_optimizer=keras.optimizers.SGD(1e-2)
-    )
-    model.train_step(next(iter(_batches(cfg))))
-    model.save(tmp_path / "m.keras")
-    loaded = keras.saving.load_model(tmp_path / "m.keras")
-    g, d = loaded.optimizers()["g_optimizer"], loaded.optimizers()["d_optimizer"]
-    assert isinstance(g, keras.optimizers.Adam) and isinstance(d, keras.optimizers.SGD)
-    assert float(g.learning_rate) == pytest.approx(3e-4) and float(g.beta_1) == pytest.approx(0.5)
-    assert float(d.learning_rate) == pytest.approx(1e-2)
-
-
-def test_compile_configs_of_older_keras_files_still_restore():
-    model = kinds.of(tiny_config("vae-mnist")).build(tiny_config("vae-mnist"))
-    model.compile_from_config({"learning_rate": 2e-3, "beta_1": 0.5, "loss_scale": True})
-    opt = model.optimizers()["vae_optimizer"]
-    assert isinstance(opt, keras.optimizers.LossScaleOptimizer)
-    assert float(opt.inner_optimizer.learning_rate) == pytest.approx(2e-3)
-
-
-@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
-def test_every_optimizer_trains_exactly_its_network(preset):
-    model = kinds.build(tiny_config(preset))
-    trained = [id(v) for opt in model.optimizers().values() for v in opt._trainable_variables]
-    assert sorted(trained) == sorted(id(v) for v in model.trainable_variables)
+from gan_vae_tf import config, kinds, losses, models, networks
+from helpers import synthetic_batches, tiny_config
 
 
 def _ema_gan(decay: float = 0.9):
@@ -236,7 +20,7 @@ def _ema_gan(decay: float = 0.9):
 def test_generator_ema_is_the_decay_weighted_average_updated_inside_the_compiled_step():
     cfg, model = _ema_gan(decay=0.9)
     step = tf.function(model.train_step)
-    batch = next(iter(_batches(cfg)))
+    batch = next(iter(synthetic_batches(cfg)))
     initial = [w.numpy().copy() for w in model.generator.weights]
     expected = [w.copy() for w in initial]
     for t in range(1, 6):
@@ -259,7 +43,7 @@ def test_generator_ema_is_the_decay_weighted_average_updated_inside_the_compiled
 
 def test_samples_come_from_the_ema_generator_unless_the_raw_one_is_asked_for():
     cfg, model = _ema_gan()
-    model.train_step(next(iter(_batches(cfg))))
+    model.train_step(next(iter(synthetic_batches(cfg))))
     noise = np.random.default_rng(0).standard_normal((3, cfg.gan.noise_dim)).astype("float32")
     ema = model.generator_ema(noise, training=False).numpy()
     raw = model.generator(noise, training=False).numpy()
@@ -281,7 +65,7 @@ def test_a_gan_without_ema_keeps_no_averaged_generator():
 
 def test_generator_ema_survives_keras_files(tmp_path):
     cfg, model = _ema_gan()
-    for batch in list(_batches(cfg))[:2]:
+    for batch in list(synthetic_batches(cfg))[:2]:
         model.train_step(batch)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
@@ -289,16 +73,6 @@ def test_generator_ema_survives_keras_files(tmp_path):
     for a, b in zip(model.generator_ema.weights, loaded.generator_ema.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert not loaded.generator_ema.trainable_weights
-
-
-@pytest.mark.parametrize("name", list(config.PRESETS))
-def test_every_preset_builds_and_takes_a_train_step(name):
-    cfg = config.preset(name)
-    cfg = config.override(cfg, TINY[name.removesuffix("-report")])
-    cfg = replace(cfg, train=replace(cfg.train, batch_size=4))
-    model = kinds.build(cfg, steps_per_epoch=2)  # 8 images at batch 4, as train.py sizes it
-    logs = model.train_step(next(iter(_batches(cfg, n=8))))
-    assert all(np.isfinite(float(v)) for v in logs.values())
 
 
 def test_a_run_config_can_sample_the_raw_generator_although_an_ema_is_kept():
@@ -318,7 +92,7 @@ def _linear_gan(**options):
     )
     model = models.DCGAN(generator, discriminator, config.GANConfig(**options), seed=0)
     model.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
-    real = next(iter(_batches(cfg)))
+    real = next(iter(synthetic_batches(cfg)))
     return model, real
 
 
@@ -352,7 +126,7 @@ def _two_layer_linear_gan(policy: str, weight: float):
     options = config.GANConfig(r1_gamma=1.0)
     model = models.DCGAN(networks.generator(cfg, policy), discriminator, options, seed=0)
     model.compile(loss_scale=policy == "mixed_float16")
-    return model, next(iter(_batches(cfg)))
+    return model, next(iter(synthetic_batches(cfg)))
 
 
 def test_r1_under_mixed_float16_keeps_input_gradients_that_float16_alone_would_flush_to_zero():
@@ -417,7 +191,7 @@ def test_lazy_r1_traces_into_one_compiled_step_and_survives_a_config_round_trip(
     again = models.DCGAN.from_config(model.get_config())
     assert again.options.r1_every == 2 and again.options.r1_gamma == 1.0
     step, steps = tf.function(model.train_step), 0
-    for batch in _batches(cfg, 32):
+    for batch in synthetic_batches(cfg, 32):
         logs, steps = step(batch), steps + 1
     assert steps >= 2 and all(np.isfinite(float(v)) for v in logs.values())
     assert int(model.d_optimizer.iterations) == steps
@@ -466,7 +240,7 @@ def test_r1_and_alternating_updates_train_under_every_precision(precision, r1_ev
     model = kinds.build(cfg, precision)
     nets = (model.generator, model.discriminator)
     before = [[w.numpy().copy() for w in net.trainable_weights] for net in nets]
-    for batch in _batches(cfg, 64):
+    for batch in synthetic_batches(cfg, 64):
         logs = model.train_step(batch)
     assert all(np.isfinite(float(v)) for v in logs.values())
     assert model.discriminator(batch).dtype == "float32"
@@ -480,7 +254,7 @@ def test_r1_and_alternating_updates_train_under_every_precision(precision, r1_ev
 def test_spectral_normalization_keeps_float32_kernels_and_logits_under_mixed_precision(precision):
     cfg = config.override(tiny_config("gan-mnist"), ["gan.disc_spectral_norm=true"])
     net = networks.discriminator(cfg, precision)
-    images = next(iter(_batches(cfg)))
+    images = next(iter(synthetic_batches(cfg)))
     logits = net(images, training=True)  # a training call rewrites each kernel as W / sigma
     assert logits.dtype == "float32"
     half = "bfloat16" if precision == "mixed_bfloat16" else "float16"
@@ -492,40 +266,3 @@ def test_spectral_normalization_keeps_float32_kernels_and_logits_under_mixed_pre
                 keras.ops.cast(keras.ops.cast(kernel, half), "float32")
             )
             assert not np.array_equal(kernel, rounded)  # not rounded to half precision
-
-
-@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
-def test_run_optimizers_take_learning_rate_and_both_betas_from_the_config(preset):
-    sets = ["train.learning_rate=3e-3", "train.beta_1=0.0", "train.beta_2=0.95"]
-    model = kinds.build(config.override(tiny_config(preset), sets))
-    for opt in model.optimizers().values():
-        assert float(opt.learning_rate) == pytest.approx(3e-3)
-        assert (float(opt.beta_1), float(opt.beta_2)) == pytest.approx((0.0, 0.95))
-
-
-def test_linear_tail_keeps_the_rate_then_falls_linearly_to_zero_at_the_last_step():
-    tail = models.LinearTail(1e-3, total_steps=100, decay_steps=40)
-    rates = [float(tail(t)) for t in (0, 60, 70, 90, 100, 150)]
-    assert rates == pytest.approx([1e-3, 1e-3, 7.5e-4, 2.5e-4, 0.0, 0.0])
-    with pytest.raises(ValueError, match="decay_steps"):
-        models.LinearTail(1e-3, total_steps=100, decay_steps=101)
-
-
-@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
-def test_lr_decay_spans_the_whole_run_for_every_optimizer_and_survives_serialization(preset):
-    cfg = config.override(tiny_config(preset), ["train.lr_decay=0.5", "train.epochs=4"])
-    model = kinds.build(cfg, steps_per_epoch=10)  # 40 steps, the last 20 decaying
-    for opt in model.optimizers().values():
-        clone = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
-        for o in (opt, clone):
-            rates = []
-            for step in (0, 20, 30, 40):
-                o.iterations.assign(step)
-                rates.append(float(o.learning_rate))
-            assert rates == pytest.approx([c * cfg.train.learning_rate for c in (1, 1, 0.5, 0)])
-
-
-def test_lr_decay_without_a_known_run_length_is_refused():
-    cfg = config.override(tiny_config("gan-mnist", steps_per_epoch=None), ["train.lr_decay=0.5"])
-    with pytest.raises(ValueError, match="total number of steps"):
-        kinds.build(cfg)  # steps_per_epoch none: one pass over data this code does not see
