@@ -13,6 +13,8 @@ from typing import TextIO
 
 import keras
 import numpy as np
+import tensorflow as tf
+from tensorflow.core.util import event_pb2
 
 from gan_vae_tf import plots
 from gan_vae_tf.errors import NonFiniteLoss
@@ -119,22 +121,16 @@ class TensorBoardLog(keras.callbacks.Callback):
         grid: SampleGrid | None = None,
     ):
         super().__init__()
-        import tensorflow as tf
-
         self.writer = tf.summary.create_file_writer(str(folder))
         self.images_per_epoch, self.rows, self.grid = images_per_epoch, rows, grid
 
     def on_epoch_end(self, epoch, logs=None):
-        import tensorflow as tf
-
         try:
             self._write(epoch + 1, logs or {})
         except tf.errors.OpError as e:  # a full disk, say: the run stops as for any write
             raise OSError(f"TensorBoard events ({e.message})") from None
 
     def _write(self, step: int, logs: dict) -> None:
-        import tensorflow as tf
-
         with self.writer.as_default(step=step):
             for key, value in sorted(logs.items()):
                 name = key[4:] if key.startswith("val_") else key
@@ -159,8 +155,6 @@ class TensorBoardLog(keras.callbacks.Callback):
     def close(self) -> None:
         """Close the event file; a failure here is a warning, so it never hides the error that
         ended the run."""
-        import tensorflow as tf
-
         try:
             self.writer.close()
         except (OSError, tf.errors.OpError) as e:
@@ -175,9 +169,6 @@ def truncate_events(folder: str | os.PathLike, last_step: int) -> None:
     """Drop every summary with a step after `last_step` from the TensorBoard event files in
     `folder` (epochs written after the checkpoint a run resumes from, and a record cut short
     by a kill), so the resumed run writes each epoch exactly once."""
-    import tensorflow as tf
-    from tensorflow.core.util import event_pb2
-
     for path in event_files(folder):
         kept, changed = [], False
         try:

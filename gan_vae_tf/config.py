@@ -210,9 +210,9 @@ DEFAULT_PRESETS: dict[str, Config] = {
     # discriminator 16 -> 64), with a generator EMA, lazy R1 on the discriminator (every 16th
     # step), alternating updates, Adam 1e-3 without momentum (beta_1 0) and a linear decay to
     # zero over the second half of the run: the best quality per CPU-minute of the candidates
-    # in experiments/bench/search/. 20,000 steps, so that the run ends inside 12 minutes on the
-    # slowest 2-core hosts measured. Its thin image-side convolutions and batch norms run as
-    # faster kernels of the same functions, and ten steps per call to the compiled step.
+    # in experiments/bench/search/. Its length is set so that the run fits a 12-minute budget
+    # on a 2-core CPU (experiments/RESULTS.md). Its thin image-side convolutions and batch norms
+    # run as faster kernels of the same functions, ten steps per call to the compiled step.
     "gan-mnist": Config(
         preset="gan-mnist",
         model="gan",

@@ -15,12 +15,14 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from gan_vae_tf.config import Config, DataConfig
 from gan_vae_tf.errors import UserError
 from gan_vae_tf.idx import read_idx_pair
+from gan_vae_tf.imagefolder import list_image_files, load_image_folder
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +130,6 @@ def _from_keras(dataset: str) -> Splits | None:
     """The Keras cache, downloading into it when online. Keras prints "Downloading data from
     ..." (and, offline, the URL failure) to stdout; that is kept quiet, because offline the
     next source is the expected path and the caller says where the data came from."""
-    import keras
-
     loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[dataset]
     printed = io.StringIO()
     try:
@@ -223,8 +223,6 @@ def _load_mnist_like(cfg: DataConfig) -> Splits:
 
 
 def _load_anime(cfg: DataConfig) -> Splits:
-    from gan_vae_tf.imagefolder import list_image_files, load_image_folder
-
     data_dir = cfg.data_dir or os.environ.get(DATA_DIR_ENV)
     if not data_dir:
         raise UserError(
@@ -409,9 +407,8 @@ def pipeline(
     options = tf.data.Options()
     options.deterministic = True
     # No autotune model thread: when Keras drops an epoch's iterator, tearing it down waits for
-    # that thread's next wake-up (10 ms x 2^k), which cost 10-20 s at the start of about one
-    # epoch in five of 1,000 steps. Parallel map still runs one call per core, and prefetch
-    # keeps its own buffer tuning.
+    # that thread's next wake-up, which backs off exponentially and can stall an epoch's start
+    # for seconds. Parallel map still runs one call per core; prefetch keeps its own tuning.
     options.autotune.enabled = False
     # Shard by element across workers: the source is an index range, not files.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

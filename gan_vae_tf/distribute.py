@@ -1,7 +1,9 @@
 """Choosing a `tf.distribute` strategy; Keras' fit() then runs the models' steps per replica.
 
 `mirrored`: every GPU of one host (or every logical CPU device). `multiworker`: several hosts,
-described by the `TF_CONFIG` environment variable; without it, a single worker.
+described by the `TF_CONFIG` environment variable; without it, a single worker. TensorFlow is
+imported inside the functions: `train`'s command line asks how many workers a run has before
+`console.setup()` has imported TensorFlow quietly.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -18,8 +19,6 @@ class NonFiniteLoss(RuntimeError):
 def one_line_warnings() -> None:
     """Show warnings as `warning: message` in the CLIs: a user reading a skipped-files notice
     needs the message, not the library line that raised it."""
-    import warnings
-
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
 

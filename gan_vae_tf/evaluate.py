@@ -2,7 +2,9 @@
 
 GAN runs: the mean discriminator probability sigmoid(D) on generated and on real test images.
 VAE runs: the test-set ELBO (nats per image, bits per dimension) and reconstruction error.
-Prints a summary and writes the metrics into the run directory (`rundir.METRICS`).
+Prints a summary and writes the metrics into the run directory (`rundir.METRICS`). The
+measurements are `evaluation`'s and `kinds`'; they import TensorFlow, so they are imported after
+`console.setup()`, inside the functions.
 """
 
 from __future__ import annotations

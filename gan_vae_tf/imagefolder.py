@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from gan_vae_tf import rundir
 from gan_vae_tf.errors import UserError
@@ -242,7 +243,6 @@ def _decoded_batches(
     files: list[str], image_size: int, channels: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(file indices, uint8 images) in file order, decoded in parallel; undecodable files are dropped."""
-    import tensorflow as tf
 
     def decode(index: tf.Tensor, path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         # Always decode as RGB: TF's BMP, GIF and WebP decoders reject channels=1,

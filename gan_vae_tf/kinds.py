@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from gan_vae_tf import data, evaluation, layers, networks, plots, rundir  # noqa: F401
+from gan_vae_tf import data, evaluation, networks, plots, rundir
 from gan_vae_tf.config import Config
 from gan_vae_tf.errors import UserError
 from gan_vae_tf.models import DCGAN, VAE, MultiOptimizerModel, optimizers

@@ -97,7 +97,8 @@ class PixelUnshuffleConv2D(keras.layers.Conv2D):
 
     The same function and the same (k, k, C, F) kernel as `Conv2D`, so weights, checkpoints and
     `.keras` files are interchangeable; only the arithmetic differs. A 1-channel 5x5 convolution
-    is a poor shape for oneDNN on CPU; 4 channels at 3x3 is a better one (`bench_layers`).
+    is a poor shape for oneDNN on CPU; 4 channels at 3x3 is a better one (`make profile`,
+    `benchmarks/bench_layers.py`).
     """
 
     def __init__(self, *args, **kwargs):
@@ -140,8 +141,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """`BatchNormalization` whose training-mode pass is TensorFlow's fused kernel.
 
     Keras 3 normalizes with separate moment, subtract and scale ops; the fused kernel does the
-    forward pass and its gradient in one op each, about half the time at this package's map
-    sizes on CPU (`bench_layers`). Same variables, same float32 arithmetic, same moving-average
+    forward pass and its gradient in one op each, which is faster at this package's map sizes
+    on CPU (`benchmarks/bench_layers.py`). Same variables, same float32 arithmetic, same moving-average
     update (from the biased batch variance, as Keras does), so weights and files are
     interchangeable with `BatchNormalization`. Inference and masked calls are the parent's.
     """

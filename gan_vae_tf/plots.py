@@ -10,6 +10,8 @@ from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 from PIL import Image
 
 from gan_vae_tf.rundir import atomic_path
@@ -65,11 +67,6 @@ def loss_curves(
     history: dict[str, Sequence[float]], path: str | os.PathLike, title: str = ""
 ) -> Path:
     """One panel per group of related columns: losses, discriminator outputs, ELBO terms."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     epochs = history.get("epoch") or list(range(1, 1 + len(next(iter(history.values()), []))))
     groups = [
         ("loss", [k for k in history if k.endswith("loss")]),
@@ -80,7 +77,8 @@ def loss_curves(
         ("nats per image", [k for k in history if k.endswith(("elbo", "log_px_z", "kl"))]),
     ]
     groups = [(label, keys) for label, keys in groups if keys]
-    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.6), squeeze=False)
+    fig = Figure(figsize=(5 * len(groups), 3.6))
+    axes = fig.subplots(1, len(groups), squeeze=False)
     for ax, (label, keys) in zip(axes[0], groups, strict=True):
         for key in keys:
             ax.plot(epochs, history[key], marker="o", ms=3, label=key)
@@ -94,7 +92,6 @@ def loss_curves(
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
     return path
 
 
@@ -184,9 +181,6 @@ def latent_scatter(
     title). Integer labels with at most `max_classes` values get one discrete colour each;
     other labels a continuous colour bar.
     """
-    from matplotlib import colormaps
-    from matplotlib.figure import Figure
-
     means = np.asarray(means, dtype=np.float64)
     if means.ndim != 2 or means.shape[1] < 2:
         raise ValueError(f"means must be (N, D) with D >= 2, got shape {means.shape}")

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import tensorflow as tf
 
-log = logging.getLogger(__name__)
-
-# `auto` picks bfloat16 on a CPU only with AMX. On a Xeon with AVX512-BF16 but no AMX, TensorFlow's
-# bf16 matmuls and convolutions measured 2-3.5x slower than float32 (benchmarks/bench.py's
-# matmul peak: 0.03-0.04 against 0.06-0.08 TFLOP/s; a DCGAN-MNIST step 37 against 73-130 img/s).
-# On an AMD EPYC with AVX512-BF16, bf16 is faster (matmul peak 1.8x, report DCGANs 1.4x), but
-# the default gan-mnist gained only 1.04-1.07x per step and learned less per step in bf16
-# (experiments/bench/search/README.md, round 20), so `auto` keeps float32 there too.
+# `auto` picks bfloat16 on a CPU only with AMX, whose tiles oneDNN runs bf16 matmuls on. Without
+# AMX, bf16 is slower than float32 on some AVX512-BF16 CPUs and on the others gains too little
+# per step to make up for learning less per step (experiments/RESULTS.md, "Precision").
 _BF16_FLAGS = ("amx_bf16",)
 
 

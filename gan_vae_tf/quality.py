@@ -4,7 +4,9 @@ Each metric is also computed between two disjoint real sets of the same size (th
 floor"), so a model's number can be read against what perfect samples would score.
 MNIST-like data use the project's own digit classifier as feature space (FID, KID,
 precision/recall, classifier score); colour images use the sliced Wasserstein distance on
-Laplacian-pyramid patches, which needs no pretrained network.
+Laplacian-pyramid patches, which needs no pretrained network. The networks (the classifier,
+InceptionV3) are imported where they are used: the CLIs import `kid_text` from here before
+`console.setup()` has imported TensorFlow quietly.
 """
 
 from __future__ import annotations

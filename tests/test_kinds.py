@@ -1,11 +1,13 @@
 """One record per model kind: every preset builds and trains, the per-epoch grid, sampling."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from gan_vae_tf import config, data, kinds
+from gan_vae_tf.errors import UserError
 from helpers import TINY, synthetic_batches, tiny_config
 
 
@@ -59,3 +61,26 @@ def test_every_preset_builds_and_takes_a_train_step(name):
     model = kinds.build(cfg, steps_per_epoch=2)  # 8 images at batch 4, as train.py sizes it
     logs = model.train_step(next(iter(synthetic_batches(cfg, n=8))))
     assert all(np.isfinite(float(v)) for v in logs.values())
+
+
+def test_an_unknown_kind_of_model_is_a_user_error():
+    cfg = replace(tiny_config("gan-mnist"), model="flow")
+    with pytest.raises(UserError, match="model must be one of gan, vae, got 'flow'"):
+        kinds.of(cfg)
+
+
+def test_each_kind_sees_pixels_in_the_range_of_its_last_activation():
+    edges = np.array([0, 255], np.uint8)
+    gan, vae = tiny_config("gan-mnist"), tiny_config("vae-mnist")
+    assert kinds.of(gan).pixels(gan).scale(edges).numpy().tolist() == [-1.0, 1.0]
+    assert kinds.of(vae).pixels(vae) == data.PixelRange(0.0, 1.0, binarize=True)
+
+
+def test_load_run_says_what_a_folder_lacks(tmp_path):
+    with pytest.raises(UserError, match="is not a directory"):
+        kinds.load_run(tmp_path / "missing")
+    with pytest.raises(UserError, match="has no config.json"):
+        kinds.load_run(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(tiny_config("vae-mnist").to_dict()))
+    with pytest.raises(UserError, match=r"no trained model \(model.keras\): did training finish"):
+        kinds.load_run(tmp_path)
