@@ -90,7 +90,7 @@ def _linear_gan(**options):
     discriminator = keras.Sequential(
         [keras.Input(cfg.image_shape), keras.layers.Flatten(), keras.layers.Dense(1)]
     )
-    model = models.DCGAN(generator, discriminator, config.GANConfig(**options), seed=0)
+    model = models.DCGAN(generator, discriminator, options=config.GANConfig(**options), seed=0)
     model.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
     real = next(iter(synthetic_batches(cfg)))
     return model, real
@@ -124,7 +124,7 @@ def _two_layer_linear_gan(policy: str, weight: float):
     for layer in discriminator.layers[-2:]:
         layer.kernel.assign(layer.kernel * weight)
     options = config.GANConfig(r1_gamma=1.0)
-    model = models.DCGAN(networks.generator(cfg, policy), discriminator, options, seed=0)
+    model = models.DCGAN(networks.generator(cfg, policy), discriminator, options=options, seed=0)
     model.compile(loss_scale=policy == "mixed_float16")
     return model, next(iter(synthetic_batches(cfg)))
 

@@ -30,6 +30,13 @@ class MultiOptimizerModel(keras.Model):
     #: The config section the model's `options` are (serialized as a plain dict).
     options_class: ClassVar[type]
 
+    def __init__(self, options=None, seed: int | None = None, **kwargs):
+        """`options`: the config section the model reads (`options_class()` when None);
+        `seed`: the seed of its random streams; the rest goes to `keras.Model`."""
+        super().__init__(**kwargs)
+        self.options = options or self.options_class()
+        self.seed = seed
+
     def networks(self) -> dict[str, keras.Model]:
         """The networks this model is made of, by name (the `.keras` file stems)."""
         raise NotImplementedError

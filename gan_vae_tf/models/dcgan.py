@@ -51,21 +51,18 @@ class DCGAN(MultiOptimizerModel):
         self,
         generator: keras.Model,
         discriminator: keras.Model,
-        options: GANConfig | None = None,
-        seed: int | None = None,
         generator_ema: keras.Model | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.options = options = options or GANConfig()
         self.generator = generator
         self.discriminator = discriminator
         self.noise_dim = int(generator.input_shape[-1])
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        if options.ema_decay and generator_ema is None:
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+        keep_average = self.options.ema_decay > 0
+        if keep_average and generator_ema is None:
             generator_ema = copy_network(generator, "generator_ema")
-        self.generator_ema = generator_ema if options.ema_decay else None
+        self.generator_ema = generator_ema if keep_average else None
         if self.generator_ema is not None:
             self.generator_ema.trainable = False  # moved by _update_ema, never by an optimizer
         self.trackers = {

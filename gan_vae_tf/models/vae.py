@@ -27,22 +27,13 @@ class VAE(MultiOptimizerModel):
     network_keys = ("encoder", "decoder")
     options_class = VAEConfig
 
-    def __init__(
-        self,
-        encoder: keras.Model,
-        decoder: keras.Model,
-        options: VAEConfig | None = None,
-        seed: int | None = None,
-        **kwargs,
-    ):
+    def __init__(self, encoder: keras.Model, decoder: keras.Model, **kwargs):
         super().__init__(**kwargs)
-        self.options = options = options or VAEConfig()
         self.encoder = encoder
         self.decoder = decoder
         self.latent_dim = int(decoder.input_shape[-1])
-        self.seed = seed
-        self.reparameterize = Reparameterize(seed=seed, name="reparameterize")
-        self.prior_seed = keras.random.SeedGenerator(None if seed is None else seed + 1)
+        self.reparameterize = Reparameterize(seed=self.seed, name="reparameterize")
+        self.prior_seed = keras.random.SeedGenerator(None if self.seed is None else self.seed + 1)
         self.trackers = {
             name: keras.metrics.Mean(name=name) for name in ("loss", "elbo", "log_px_z", "kl")
         }
