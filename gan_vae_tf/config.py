@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,15 @@ class GANConfig:
     fused_batchnorm: bool = False
     sample_with_ema: bool = True  # PNGs, evaluate and report sample the EMA generator when kept
 
+    def check_images(self, data: DataConfig) -> None:
+        """What a DCGAN of these sizes asks of the run's images."""
+        upscale = math.prod(self.gen_strides)
+        if data.image_size % upscale:
+            raise UserError(
+                f"image size {data.image_size} is not a multiple of the generator's "
+                f"upsampling factor {upscale}"
+            )
+
 
 @dataclass(frozen=True)
 class VAEConfig:
@@ -74,7 +84,25 @@ class VAEConfig:
     batchnorm: bool = False
     activation: str = "relu"
     likelihood: str = "bernoulli"
-    obs_sigma: float = 0.1  # std of the Gaussian likelihood for continuous pixels
+    obs_sigma: float = (
+        0.1  # std of the Gaussian likelihood for continuous pixels (initial, if learned)
+    )
+    learn_obs_sigma: bool = False  # learn the Gaussian's std (one for all pixels) with the ELBO
+    kl_warmup: int = 0  # steps over which the KL's weight in the training loss rises from 0 to 1
+
+    def check_images(self, data: DataConfig) -> None:
+        """What a VAE of these sizes and likelihood asks of the run's images."""
+        if self.likelihood == "bernoulli" and not data.binarize:
+            raise UserError(
+                "the Bernoulli likelihood needs binary pixels: set data.binarize=true "
+                "or vae.likelihood=gaussian"
+            )
+        down = 2 ** len(self.decoder_widths)
+        if data.image_size % down:
+            raise UserError(
+                f"image size {data.image_size} is not a multiple of the decoder's "
+                f"upsampling factor {down}"
+            )
 
 
 @dataclass(frozen=True)
@@ -343,6 +371,15 @@ def validate(cfg: Config) -> Config:
         )
     if t.steps_per_epoch is not None and t.steps_per_epoch <= 0:
         raise UserError(f"steps per epoch must be a positive integer, got {t.steps_per_epoch}")
+    v = cfg.vae
+    if not v.obs_sigma > 0.0:
+        raise UserError(f"vae.obs_sigma must be > 0, got {v.obs_sigma}")
+    if v.learn_obs_sigma and v.likelihood != "gaussian":
+        raise UserError(
+            "vae.learn_obs_sigma needs vae.likelihood=gaussian (a Bernoulli has no scale)"
+        )
+    if v.kl_warmup < 0:
+        raise UserError(f"vae.kl_warmup must be >= 0 steps, got {v.kl_warmup}")
     g = cfg.gan
     if not 0.0 <= g.ema_decay < 1.0:
         raise UserError(f"gan.ema_decay must be in [0, 1), got {g.ema_decay}")
@@ -374,26 +411,11 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"dataset must be one of {', '.join(DATASETS)}, got {d.dataset!r}")
     if cfg.vae.likelihood not in LIKELIHOODS:
         raise UserError(f"likelihood must be one of {', '.join(LIKELIHOODS)}")
-    if cfg.vae.likelihood == "bernoulli" and cfg.model == "vae" and not d.binarize:
-        raise UserError(
-            "the Bernoulli likelihood needs binary pixels: set data.binarize=true "
-            "or vae.likelihood=gaussian"
-        )
     if len(g.gen_strides) != len(g.gen_widths) + 1:
         raise UserError(
             "gan.gen_strides needs one stride per gen_widths entry plus the output layer"
         )
-    upscale = 1
-    for s in g.gen_strides:
-        upscale *= s
-    if cfg.model == "gan" and d.image_size % upscale:
-        raise UserError(
-            f"image size {d.image_size} is not a multiple of the generator's "
-            f"upsampling factor {upscale}"
-        )
-    down = 2 ** len(cfg.vae.decoder_widths)
-    if cfg.model == "vae" and d.image_size % down:
-        raise UserError(
-            f"image size {d.image_size} is not a multiple of the decoder's upsampling factor {down}"
-        )
+    model_section = getattr(cfg, cfg.model, None)  # the section of the run's kind of model
+    if hasattr(model_section, "check_images"):
+        model_section.check_images(d)
     return cfg

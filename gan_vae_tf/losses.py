@@ -50,10 +50,11 @@ def bernoulli_log_prob(x, logits):
     return -_sum_per_image(_bce(x, logits))
 
 
-def gaussian_log_prob(x, mean, sigma: float):
-    """log N(x; mean, sigma^2 I) summed over pixels: a density on continuous pixel values."""
-    x, mean = _f32(x), _f32(mean)
-    per_pixel = -0.5 * ops.square((x - mean) / sigma) - math.log(sigma) - 0.5 * LOG_2PI
+def gaussian_log_prob(x, mean, sigma):
+    """log N(x; mean, sigma^2 I) summed over pixels: a density on continuous pixel values.
+    `sigma` is a number or a scalar tensor (a learned scale)."""
+    x, mean, sigma = _f32(x), _f32(mean), _f32(sigma)
+    per_pixel = -0.5 * ops.square((x - mean) / sigma) - ops.log(sigma) - 0.5 * LOG_2PI
     return _sum_per_image(per_pixel)
 
 
@@ -69,7 +70,7 @@ def kl_to_standard_normal(mean, logvar):
     return 0.5 * ops.sum(ops.exp(logvar) + ops.square(mean) - 1.0 - logvar, axis=1)
 
 
-def reconstruction_log_prob(x, logits, likelihood: str, sigma: float = 0.1):
+def reconstruction_log_prob(x, logits, likelihood: str, sigma=0.1):
     """log p(x | z) for the decoder's logits under the configured pixel likelihood."""
     if likelihood == "bernoulli":
         return bernoulli_log_prob(x, logits)

@@ -207,9 +207,7 @@ def _save_models(cfg, run, kind, model, policy: str) -> None:
     `checkpoint/` already holds the optimizer, which for Adam is twice the weights), and each
     network on its own."""
     twin = kind.build(cfg, policy)
-    twins = twin.networks()
-    for name, net in model.networks().items():
-        twins[name].set_weights(net.get_weights())
+    twin.set_weights(model.get_weights())  # every network's, and the model's own (a learned scale)
     files = {run.model: twin, **{run.network(n): net for n, net in model.networks().items()}}
     for path, net in files.items():
         with rundir.atomic_path(path) as tmp:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -19,8 +21,13 @@ class VAE(MultiOptimizerModel):
 
     ELBO(x) = log p(x | z) - KL(q(z|x) || p(z)) with z ~ q(z|x) drawn once per image; the KL
     to the standard-normal prior is in closed form. `options` is the run's `VAEConfig`; its
-    `likelihood` is "bernoulli" for binary pixels or "gaussian" (fixed `obs_sigma`) for
-    continuous pixels in [0, 1]; all in nats.
+    `likelihood` is "bernoulli" for binary pixels or "gaussian" for continuous pixels in
+    [0, 1], with a std `obs_sigma` that is fixed or, with `learn_obs_sigma`, one more weight
+    trained on the same ELBO (a calibrated decoder). All in nats.
+
+    With `kl_warmup` = W > 0 the training loss weighs the KL by min(1, t / W) at optimizer
+    step t (counted from 0, so a resumed run continues the schedule exactly); the logged and
+    evaluated ELBO is always the true one.
     """
 
     optimizer_names = ("vae_optimizer",)
@@ -37,7 +44,31 @@ class VAE(MultiOptimizerModel):
         self.trackers = {
             name: keras.metrics.Mean(name=name) for name in ("loss", "elbo", "log_px_z", "kl")
         }
+        if self.options.learn_obs_sigma:
+            self.log_obs_sigma = self.add_weight(
+                shape=(),
+                initializer=keras.initializers.Constant(math.log(self.options.obs_sigma)),
+                name="log_obs_sigma",
+                dtype="float32",
+            )
+            self.trackers["obs_sigma"] = keras.metrics.Mean(name="obs_sigma")
+        if self.options.kl_warmup:
+            self.trackers["kl_weight"] = keras.metrics.Mean(name="kl_weight")
         self.built = True
+
+    @property
+    def obs_sigma(self):
+        """The Gaussian likelihood's std: the learned one, or the fixed option."""
+        if self.options.learn_obs_sigma:
+            return ops.exp(self.log_obs_sigma)
+        return self.options.obs_sigma
+
+    def kl_weight(self):
+        """The KL's weight in the training loss at the optimizer's current step."""
+        if not self.options.kl_warmup:
+            return 1.0  # a Python number: the loss is then the ELBO itself
+        step = ops.cast(self.vae_optimizer.iterations, "float32")
+        return ops.minimum(1.0, step / float(self.options.kl_warmup))
 
     def networks(self) -> dict[str, keras.Model]:
         return {"encoder": self.encoder, "decoder": self.decoder}
@@ -76,7 +107,7 @@ class VAE(MultiOptimizerModel):
         mean, logvar = self.encode(x, training)
         logits = self.decode(self.reparameterize(mean, logvar), training)
         log_px_z = losses.reconstruction_log_prob(
-            x, logits, self.options.likelihood, self.options.obs_sigma
+            x, logits, self.options.likelihood, self.obs_sigma
         )
         kl = losses.kl_to_standard_normal(mean, logvar)
         return log_px_z - kl, log_px_z, kl
@@ -94,20 +125,24 @@ class VAE(MultiOptimizerModel):
         z = self.reparameterize(mean_k, logvar_k)
         x_k = ops.repeat(x, k, axis=0)
         log_px_z = losses.reconstruction_log_prob(
-            x_k, self.decode(z), self.options.likelihood, self.options.obs_sigma
+            x_k, self.decode(z), self.options.likelihood, self.obs_sigma
         )
         log_pz = losses.normal_log_prob(z, ops.zeros_like(z), ops.zeros_like(z))
         log_qz = losses.normal_log_prob(z, mean_k, logvar_k)
         return ops.reshape(log_px_z + log_pz - log_qz, (batch, k))
 
     def train_step(self, x):
+        kl_weight = self.kl_weight()
         with tf.GradientTape() as tape:
             elbo, log_px_z, kl = self.elbo_terms(x, training=True)
-            loss = -ops.mean(elbo)
+            objective = log_px_z - kl_weight * kl if self.options.kl_warmup else elbo
+            loss = -ops.mean(objective)
             scaled = optimizers.scaled_loss(self.vae_optimizer, loss)
         self._count_skips(
             optimizers.apply_loss(tape, scaled, self.vae_optimizer, self.trainable_variables)
         )
+        if "kl_weight" in self.trackers:
+            self.trackers["kl_weight"].update_state(kl_weight)
         return self._track(loss, elbo, log_px_z, kl)
 
     def test_step(self, x):
@@ -120,4 +155,6 @@ class VAE(MultiOptimizerModel):
         self.trackers["elbo"].update_state(elbo)
         self.trackers["log_px_z"].update_state(log_px_z)
         self.trackers["kl"].update_state(kl)
+        if "obs_sigma" in self.trackers:
+            self.trackers["obs_sigma"].update_state(self.obs_sigma)
         return {name: t.result() for name, t in self.trackers.items()}
