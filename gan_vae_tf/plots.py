@@ -160,6 +160,39 @@ def latent_manifold(
     return save_png(grid(_decoded_tiles(decode, codes, image_size), ncol=n, pad=pad), path)
 
 
+def principal_axes(x: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centre, the first k principal directions as rows, the std along each) of points x.
+    Each direction's largest component is positive, so the axes do not flip between runs of
+    the same data."""
+    x = np.asarray(x, dtype=np.float64)
+    centre = x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x - centre, full_matrices=False)
+    directions = vt[:k] * np.sign(vt[:k][np.arange(k), np.argmax(np.abs(vt[:k]), axis=1)])[:, None]
+    return centre, directions, s[:k] / np.sqrt(max(len(x) - 1, 1))
+
+
+def latent_walk(
+    decode: Decode,
+    means: np.ndarray,
+    path: str | os.PathLike,
+    n: int = 11,
+    spread: float = 2.0,
+    image_size: int | None = None,
+) -> Path:
+    """What a latent space of any size decodes to along its two main directions: an n x n
+    mosaic of codes centre + a s1 v1 + b s2 v2, where v1, v2 are the first two principal
+    directions of the encoder's means, s1, s2 their stds, and a, b step from -spread to
+    +spread. Columns step along v1 (left to right), rows along v2 (bottom to top), like the
+    latent manifold of a 2-d latent space."""
+    if n < 2:
+        raise ValueError(f"n must be at least 2, got {n}")
+    centre, (v1, v2), (s1, s2) = principal_axes(means)
+    steps = np.linspace(-spread, spread, n)
+    a, b = np.meshgrid(steps, steps[::-1])
+    codes = centre + (a.ravel()[:, None] * s1) * v1 + (b.ravel()[:, None] * s2) * v2
+    return save_png(grid(_decoded_tiles(decode, codes, image_size), ncol=n, pad=0), path)
+
+
 def _principal_components(x: np.ndarray) -> tuple[np.ndarray, float]:
     """Projection onto the first two principal components and the variance share they keep."""
     centred = x - x.mean(axis=0)

@@ -148,6 +148,8 @@ def figures(run: Run, out: Path) -> list[Path]:
         )
         if cfg.vae.latent_dim == 2:
             made.append(plots.latent_manifold(decode, out / "latent_manifold.png", n=20))
+        else:  # the plane of the two main directions of the test images' codes
+            made.append(plots.latent_walk(decode, means, out / "latent_walk_pc1_pc2.png"))
         labels = dataset.test_labels
         if labels is not None and idx is not None:
             labels = labels[idx]

@@ -134,3 +134,28 @@ def test_animated_gif_has_a_frame_per_png_and_loops(tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["train.gif"]  # no temporary file
     with pytest.raises(ValueError):
         plots.animated_gif([], tmp_path / "empty.gif")
+
+
+def test_principal_axes_find_the_widest_directions_with_a_fixed_sign():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4000, 5)) * np.array([0.1, 3.0, 0.2, 1.0, 0.1]) + 7.0
+    centre, directions, stds = plots.principal_axes(-x)  # a flipped cloud: same axes, same signs
+    np.testing.assert_allclose(centre, -7.0, atol=0.15)
+    np.testing.assert_allclose(np.abs(directions), np.eye(5)[[1, 3]], atol=0.03)
+    assert np.all(directions[np.arange(2), [1, 3]] > 0)
+    np.testing.assert_allclose(stds, [3.0, 1.0], rtol=0.05)
+
+
+def test_latent_walk_steps_along_the_first_direction_left_to_right(tmp_path):
+    rng = np.random.default_rng(1)
+    means = rng.standard_normal((3000, 16)) * np.r_[2.0, 1.0, np.full(14, 0.1)]
+
+    def decode(z):  # brightness rises with z[0] and with z[1]
+        return brightness_decode(np.stack([z[:, 0], z[:, 1]], axis=1))
+
+    path = plots.latent_walk(decode, means, tmp_path / "w.png", n=5)
+    image = np.asarray(Image.open(path))
+    assert image.shape == (5 * SIDE, 5 * SIDE)
+    means_of_tiles = tile_means(image, 5, 5, SIDE, pad=0)
+    assert np.all(np.diff(means_of_tiles, axis=1) > 0), "PC 1 grows left to right"
+    assert np.all(np.diff(means_of_tiles, axis=0) < 0), "PC 2 grows bottom to top"

@@ -2,8 +2,9 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from gan_vae_tf import classifier, data, evaluate, evaluation, kinds, report, train
+from gan_vae_tf import classifier, config, data, evaluate, evaluation, kinds, report, train
 from helpers import pipeline, tiny_config, train_args, write_mnist
 
 
@@ -183,3 +184,23 @@ def test_inception_features_load_from_a_user_supplied_weights_file(tmp_path):
         "recall",
     }
     assert np.isfinite(result["model"]["fid"]) and result["model"]["fid"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("latent", "plane"), [(2, "latent_manifold.png"), (16, "latent_walk_pc1_pc2.png")]
+)
+def test_latent_figures_suit_the_latent_size(tmp_path, monkeypatch, latent, plane):
+    """Latent 2 is drawn as the decoded plane itself; a wider latent as the plane of its two
+    main directions, and its test means projected on them."""
+    monkeypatch.setenv("GAN_VAE_TF_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    args = train_args("vae-mnist", write_mnist(tmp_path / "data" / "mnist"), run, epochs=1)
+    assert train.main([*args, "--latent-dim", str(latent)]) == 0
+    cfg = config.Config.from_json(run / "config.json")
+    figures = report.figures(report.Run(run, cfg.to_dict(), {}, {}), tmp_path / "figures")
+    names = {path.name for path in figures}
+    other = {"latent_manifold.png", "latent_walk_pc1_pc2.png"} - {plane}
+    assert plane in names and "latent_scatter.png" in names and not names & other
+    with Image.open(tmp_path / "figures" / plane) as image:
+        side = 20 if latent == 2 else 11
+        assert image.size == (side * 28, side * 28)
