@@ -74,7 +74,8 @@ bench: $(STAMP)
 bench-checkpoint: $(STAMP)
 	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) -m benchmarks.bench_checkpoint $(ARGS)
 
-# Report settings vs default recipe: quality against training minutes, side by side.
+# Report settings vs default recipe: quality against training minutes, side by side
+# (ARGS="--suite mnist|anime|vae-mnist|vae-anime|all"; mnist by default).
 bench-quality: $(STAMP)
 	$(if $(DATA_DIR),GAN_VAE_TF_DATA_DIR=$(DATA_DIR)) $(PY) -m benchmarks.bench_quality $(ARGS)
 

@@ -5,11 +5,15 @@ exactly as `train.py` builds them (same model, pipeline and precision), each for
 training (the first, the baseline, for `--baseline-minutes` when given, so that a slow recipe's
 time to a threshold is measured rather than bounded), and scores the samples every `--every`
 seconds with the project's own metrics:
-  - mnist: classifier score, FID, precision/recall in the digit classifier's features, against
-    held-out test digits, beside the real-data floor (two disjoint test sets);
-  - anime: SWD x 1e3 on Laplacian-pyramid patches against held-out faces, beside its floor.
+  - digits (suites mnist, vae-mnist): classifier score, FID, precision/recall in the digit
+    classifier's features, against held-out test digits, beside the real-data floor (two
+    disjoint test sets);
+  - faces (anime, vae-anime): SWD x 1e3 on Laplacian-pyramid patches against held-out faces,
+    beside its floor;
+  - and for the VAE suites the test ELBO, on a fixed seeded subset of the held-out images.
 Scoring time is charged to neither side; start-up (building, tracing) is. The headline is the
-ratio of the two recipes' minutes to reach each threshold, measured in the same run. An arm is
+ratio of the two recipes' minutes to reach each threshold, measured in the same run; a VAE's
+first threshold is the report settings' own test ELBO at the end of the budget. An arm is
 `preset` or `preset:section.key=value,...` (e.g. `gan-mnist:gan.ema_decay=0`), so the same
 script also runs ablations. Writes experiments/bench/quality-<suite>.{json,md,png} and the
 sample grid of every arm at every probe.
@@ -21,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -33,12 +36,23 @@ from gan_vae_tf import console, errors
 
 ROOT = Path(__file__).resolve().parents[1]
 
+DIGITS = {"scoring": "digits", "minutes": 10.0, "num": 2000}
+FACES = {"scoring": "faces", "minutes": 30.0, "num": 1000}
 SUITES = {
-    "mnist": {"arms": ("gan-mnist-report", "gan-mnist"), "minutes": 10.0, "num": 2000},
-    "anime": {"arms": ("gan-anime-report", "gan-anime"), "minutes": 30.0, "num": 1000},
+    "mnist": {**DIGITS, "arms": ("gan-mnist-report", "gan-mnist")},
+    "anime": {**FACES, "arms": ("gan-anime-report", "gan-anime")},
+    "vae-mnist": {**DIGITS, "arms": ("vae-mnist-report", "vae-mnist"), "elbo": True},
+    "vae-anime": {**FACES, "arms": ("vae-anime-report", "vae-anime"), "elbo": True},
+}
+# The metrics each scoring records, and whether lower is better.
+METRICS = {
+    "digits": {"classifier_score": False, "fid": True, "precision": False, "recall": False},
+    "faces": {"swd": True},
 }
 # Thresholds a "minutes to reach" column is computed for: (metric, comparison, value or a
-# multiple of the real-data floor).
+# multiple of the real-data floor). BASELINE: the first arm's value at the end of the suite's
+# budget (its last probe within it).
+BASELINE = "baseline"
 THRESHOLDS = {
     "mnist": [
         ("classifier_score", ">=", 8.0, None),
@@ -47,7 +61,16 @@ THRESHOLDS = {
     ],
     # 47.7 is half of the report DCGAN-64's SWD after 5 epochs (95.4, experiments/RESULTS.md).
     "anime": [("swd", "<=", 80.0, None), ("swd", "<=", 47.7, None), ("swd", "<=", None, 3.0)],
+    "vae-mnist": [
+        ("test_elbo", ">=", BASELINE, None),
+        ("test_elbo", ">=", -78.0, None),
+        ("classifier_score", ">=", 7.5, None),
+        ("classifier_score", ">=", 8.5, None),
+        ("fid", "<=", None, 10.0),
+    ],
+    "vae-anime": [("test_elbo", ">=", BASELINE, None), ("swd", "<=", 80.0, None)],
 }
+ELBO_IMAGES = 1000  # held-out images the test ELBO of a VAE suite is measured on
 
 
 def reached(points: list[dict], key: str, op: str, value: float) -> float | None:
@@ -59,9 +82,10 @@ def reached(points: list[dict], key: str, op: str, value: float) -> float | None
 
 
 def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: float) -> dict:
-
     from gan_vae_tf import data, evaluation, kinds, plots
 
+    spec = SUITES[suite]
+    elbo_images = data.sample(dataset.test, ELBO_IMAGES) if spec.get("elbo") else None
     preset, sets = parse_arm(arm)
     cfg = arm_config(arm, args.seed)
     kind = kinds.of(cfg)
@@ -76,9 +100,12 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: f
         plots.save_png(
             kind.draw_grid(m, inputs),
             folder / f"minute_{spent / 60:05.2f}.png",
-            2 if suite == "mnist" else 1,
+            2 if spec["scoring"] == "digits" else 1,
         )
         point = scorer(evaluation.samples(m, args.num))
+        if elbo_images is not None:
+            elbo = evaluation.elbo(m, elbo_images, kind.pixels(cfg))
+            point["test_elbo"] = elbo["elbo_nats"]
         if getattr(m, "generator_ema", None) is not None:  # the raw generator of the same run
             raw = evaluation.samples(m, args.num, generator="raw")
             point.update({f"raw_{k}": v for k, v in scorer(raw).items()})
@@ -117,17 +144,17 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: f
     }
 
 
-def make_scorer(suite: str, dataset, num: int):
+def make_scorer(scoring: str, dataset, num: int):
     """A function of generated uint8 images -> metrics, and the real-data floor."""
     from gan_vae_tf import classifier, quality
 
     n = quality.reference_size(num, len(dataset.test))
     real, reference = quality.real_sets(dataset.test, n)
-    if suite == "mnist":
+    if scoring == "digits":
         clf, accuracy = classifier.train_or_load(
             "mnist", dataset.train, dataset.train_labels, dataset.test, dataset.test_labels
         )
-        keys = ("classifier_score", "fid", "precision", "recall")
+        keys = tuple(METRICS["digits"])
         first = quality.classifier_quality(clf, real, reference, reference)
         floor = {k: first["real_floor"][k] for k in keys}
 
@@ -145,9 +172,19 @@ def make_scorer(suite: str, dataset, num: int):
     return score, floor, {"images_per_score": n}
 
 
-def thresholds_table(suite: str, arms: list[dict], floor: dict) -> tuple[list, str]:
+def baseline_value(arm: dict, key: str, minutes: float) -> float:
+    """The arm's `key` at its last probe within `minutes` of training."""
+    within = [p for p in arm["points"] if p["train_seconds"] <= minutes * 60 + 1e-6]
+    return within[-1][key]
+
+
+def thresholds_table(
+    suite: str, arms: list[dict], floor: dict, budget_minutes: float | None = None
+) -> tuple[list, str]:
     """Minutes each arm took to reach each threshold, and the first arm's time over the last's:
-    a lower bound ("> ") when the first arm never got there, counted as its whole budget."""
+    a lower bound ("> ") when the first arm never got there, counted as its whole budget.
+    `budget_minutes` (default: the last arm's) is where a BASELINE threshold is read."""
+    budget_minutes = budget_minutes or arms[-1]["budget_minutes"]
     rows, lines = [], []
     names = [a["arm"] for a in arms]
     lines += [
@@ -158,12 +195,16 @@ def thresholds_table(suite: str, arms: list[dict], floor: dict) -> tuple[list, s
         "|---|" + "---|" * (len(arms) + (1 if len(arms) > 1 else 0)),
     ]
     for key, op, value, times_floor in THRESHOLDS[suite]:
-        target = value if value is not None else times_floor * floor[key]
-        label = (
-            f"{key} {op} {target:g}"
-            if times_floor is None
-            else f"{key} {op} {times_floor:g}x floor ({target:.3g})"
-        )
+        if value == BASELINE:
+            target = baseline_value(arms[0], key, min(arms[0]["budget_minutes"], budget_minutes))
+            label = f"{key} {op} {target:.4g} ({names[0]} at {budget_minutes:g} min)"
+        else:
+            target = value if value is not None else times_floor * floor[key]
+            label = (
+                f"{key} {op} {target:g}"
+                if times_floor is None
+                else f"{key} {op} {times_floor:g}x floor ({target:.3g})"
+            )
         times = [reached(a["points"], key, op, target) for a in arms]
         cells = [
             f"{t / 60:.1f}" if t is not None else f"> {a['budget_minutes']:g} (not reached)"
@@ -188,24 +229,30 @@ def thresholds_table(suite: str, arms: list[dict], floor: dict) -> tuple[list, s
     return rows, "\n".join(lines)
 
 
+def metric_keys(suite: str) -> list[tuple[str, bool]]:
+    """(metric, lower is better) of the suite's points, in display order."""
+    spec = SUITES[suite]
+    keys = list(METRICS[spec["scoring"]].items())
+    return ([("test_elbo", False)] if spec.get("elbo") else []) + keys
+
+
+LABELS = {
+    "test_elbo": "test ELBO, nats per image (higher is better)",
+    "classifier_score": "classifier score (higher is better)",
+    "fid": "FID, classifier features (lower is better)",
+    "swd": "SWD x 1e3, Laplacian patches (lower is better)",
+}
+
+
 def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = (
-        (
-            ("classifier_score", "classifier score (higher is better)", False),
-            ("fid", "FID, classifier features (lower is better)", True),
-        )
-        if suite == "mnist"
-        else (("swd", "SWD x 1e3, Laplacian patches (lower is better)", True),)
-    )
+    keys = [(k, lower) for k, lower in metric_keys(suite) if k in LABELS]
     legend = 0.2 * (len(arms) + 1)  # inches below the panels: a row per arm, one for the floor
     height = 3.9 + legend
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), height), squeeze=False)
-    for ax, (key, label, log) in zip(axes[0], keys, strict=True):
+    fig = Figure(figsize=(5.2 * len(keys), height))
+    axes = fig.subplots(1, len(keys), squeeze=False)
+    for ax, (key, log) in zip(axes[0], keys, strict=True):
         for a in arms:
             (line,) = ax.plot(
                 [p["train_seconds"] / 60 for p in a["points"]],
@@ -223,23 +270,28 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
                     lw=1,
                     label=f"{a['arm']}, raw generator (no EMA)",
                 )
-        ax.axhline(floor[key], color="gray", ls="--", label="real data (floor)")
+        if key in floor:
+            ax.axhline(floor[key], color="gray", ls="--", label="real data (floor)")
         for k, _, value, _ in THRESHOLDS[suite]:
-            if k == key and value is not None:
+            if k == key and isinstance(value, float):
                 ax.axhline(value, color="tab:red", ls=":", lw=0.8)
         ax.set_xlabel("minutes of training (scoring not charged)")
-        ax.set_ylabel(label)
+        ax.set_ylabel(LABELS[key])
         if log:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     # One legend under the panels: arm names can be long (preset:overrides), and inside an
-    # axes they covered the curves.
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", fontsize=7, ncol=2, frameon=False)
+    # axes they covered the curves. Gathered from every panel: the floor has no line in some.
+    pairs = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            pairs.setdefault(label, handle)
+    fig.legend(
+        list(pairs.values()), list(pairs), loc="lower center", fontsize=7, ncol=2, frameon=False
+    )
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, legend / height + 0.02, 1, 1))
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def compare_grids(
@@ -247,16 +299,12 @@ def compare_grids(
 ) -> None:
     """One row per chosen minute, one column per arm: the same 16 noise vectors' samples at the
     probe nearest that minute, each titled with its score."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from PIL import Image
 
-    key = "classifier_score" if suite == "mnist" else "swd"
-    fig, axes = plt.subplots(
-        len(minutes), len(arms), figsize=(3.2 * len(arms), 3.4 * len(minutes)), squeeze=False
-    )
+    key = "classifier_score" if SUITES[suite]["scoring"] == "digits" else "swd"
+    fig = Figure(figsize=(3.2 * len(arms), 3.4 * len(minutes)))
+    axes = fig.subplots(len(minutes), len(arms), squeeze=False)
     for row, minute in enumerate(minutes):
         for col, a in enumerate(arms):
             point = min(a["points"], key=lambda p: abs(p["train_seconds"] / 60 - minute))
@@ -272,7 +320,6 @@ def compare_grids(
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def markdown(r: dict) -> str:
@@ -282,11 +329,17 @@ def markdown(r: dict) -> str:
         + ", ".join(f"{a['budget_minutes']:g}" for a in r["arms"])
         + f" minutes on {m['cpu']} ({m['cores']} cores), one arm at a time, scored every "
         + f"{r['every_seconds']:g} s on {r['extra']['images_per_score']} generated images "
-        + "against as many held-out real ones (scoring time not charged).",
+        + "against as many held-out real ones"
+        + (
+            f", test ELBO on {ELBO_IMAGES} held-out images"
+            if SUITES[r["suite"]].get("elbo")
+            else ""
+        )
+        + " (scoring time not charged).",
         "",
     ]
     lines += [r["thresholds_markdown"], ""]
-    keys = list(r["floor"])
+    keys = [k for k, _ in metric_keys(r["suite"])]
     for a in r["arms"]:
         cols = keys + [f"raw_{k}" for k in keys if f"raw_{k}" in a["points"][-1]]
         lines += [
@@ -307,9 +360,10 @@ def markdown(r: dict) -> str:
                 + " | ".join(f"{p[k]:.3g}" for k in cols)
                 + " |"
             )
+        floor = [r["floor"].get(k.removeprefix("raw_")) for k in cols]
         lines.append(
             "| real data (floor) | | | "
-            + " | ".join(f"{r['floor'][k.removeprefix('raw_')]:.3g}" for k in cols)
+            + " | ".join("" if f is None else f"{f:.3g}" for f in floor)
             + " |"
         )
         lines.append("")
@@ -320,7 +374,7 @@ def write_results(header: dict, results: list[dict], out: Path, name: str) -> di
     """quality-<suite>.{json,md,png} and the side-by-side grids of the arms finished so far;
     `header` holds what the whole suite shares (machine, data, floor, budget)."""
     suite, floor, minutes = header["suite"], header["floor"], header["budget_minutes"]
-    rows, table = thresholds_table(suite, results, floor)
+    rows, table = thresholds_table(suite, results, floor, minutes)
     result = {**header, "thresholds": rows, "thresholds_markdown": table, "arms": results}
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -381,15 +435,12 @@ def main(argv=None) -> int:
         try:
             dataset = data.load(cfg.data)
         except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        if suite == "mnist" and dataset.train_labels is None:
-            print(
-                "error: the mnist suite needs labelled digits to train its classifier",
-                file=sys.stderr,
+            return errors.report(e)
+        if spec["scoring"] == "digits" and dataset.train_labels is None:
+            return errors.report(
+                UserError(f"the {suite} suite needs labelled digits to train its classifier")
             )
-            return 2
-        scorer, floor, extra = make_scorer(suite, dataset, num)
+        scorer, floor, extra = make_scorer(spec["scoring"], dataset, num)
         print(
             f"{suite}: {len(dataset.train)} train images from {dataset.source}; floor {floor}",
             flush=True,

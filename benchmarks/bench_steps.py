@@ -71,7 +71,7 @@ def train(args) -> dict:
             f"({cfg.train.steps_per_execution}), or the repeated data would run past it"
         )
     dataset = data.load(cfg.data)
-    scorer, floor, extra = make_scorer("mnist", dataset, args.num)
+    scorer, floor, extra = make_scorer("digits", dataset, args.num)
     model, policy, why = build_arm(cfg, args.precision)
     print(f"{args.arm}: precision {policy} ({why})", flush=True)
     copies, callback = extra_averages(model, args.decays)

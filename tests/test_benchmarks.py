@@ -265,3 +265,73 @@ def test_a_benchmark_names_an_unknown_preset_in_one_line_and_exits_2(
     err = capsys.readouterr().err
     assert err.startswith("error: unknown preset 'nosuch'") and err.count("\n") == 1
     assert not any(tmp_path.iterdir())  # nothing written before the name was checked
+
+
+def vae_arm(name: str, minutes: float, elbos: list[float], folder: str) -> dict:
+    """A VAE arm scored once a minute: test ELBO, and the digit metrics of its samples."""
+    points = [
+        {
+            "train_seconds": 60.0 * i,
+            "steps": 100 * i,
+            "images_seen": 3200 * i,
+            "test_elbo": e,
+            "classifier_score": 5.0 + i / 10,
+            "fid": 50.0 - i,
+            "precision": 0.5,
+            "recall": 0.5,
+        }
+        for i, e in enumerate(elbos)
+    ]
+    return {
+        "arm": name,
+        "budget_minutes": minutes,
+        "points": points,
+        "precision": "float32",
+        "batch_size": 32,
+        "grids": folder,
+    }
+
+
+def test_a_vae_suite_times_the_default_to_the_report_settings_own_elbo_at_the_budget():
+    from benchmarks.bench_quality import thresholds_table
+
+    report = vae_arm("vae-mnist-report", 20.0, [-500.0 + 20 * i for i in range(21)], "r")
+    default = vae_arm("vae-mnist", 10.0, [-500.0, -300.0, -150.0] + [-90.0] * 8, "d")
+    rows, table = thresholds_table("vae-mnist", [report, default], {"fid": 2.0})
+    assert rows[0]["threshold"].startswith("test_elbo >= -300 (vae-mnist-report at 10 min)")
+    assert rows[0]["seconds"] == [600.0, 60.0] and rows[0]["ratio"] == 10.0
+    assert rows[1]["seconds"] == [None, None]  # -78 nats: neither got there
+    assert "10.0x" in table
+
+
+def test_vae_suite_results_are_written_with_an_elbo_panel_and_no_elbo_floor(tmp_path):
+    from PIL import Image
+
+    from benchmarks.bench_quality import write_results
+
+    grids = tmp_path / "quality-vae-mnist-grids"
+    arms = [
+        vae_arm("report", 2.0, [-300.0, -250.0, -200.0], "r"),
+        vae_arm("default", 2.0, [-300.0, -150.0, -100.0], "d"),
+    ]
+    for folder in ("r", "d"):
+        (tmp_path / folder).mkdir()
+        for minute in (0, 1, 2):
+            Image.new("L", (20, 20)).save(tmp_path / folder / f"minute_{minute:05.2f}.png")
+    header = {
+        "suite": "vae-mnist",
+        "machine": {"cpu": "test CPU", "cores": 2},
+        "budget_minutes": 2.0,
+        "every_seconds": 60.0,
+        "floor": {"classifier_score": 9.7, "fid": 1.4, "precision": 0.8, "recall": 0.8},
+        "extra": {"images_per_score": 100},
+    }
+    result = write_results(header, arms, tmp_path, "quality-vae-mnist")
+    md = (tmp_path / "quality-vae-mnist.md").read_text()
+    assert "| minutes | steps | images seen | test_elbo | classifier_score" in md
+    assert "test ELBO on 1000 held-out images" in md
+    assert result["thresholds"][0]["seconds"] == [120.0, 60.0]
+    with Image.open(tmp_path / "quality-vae-mnist.png") as curves:
+        assert curves.width == 3 * 520  # three panels: test ELBO, classifier score, FID
+    assert (tmp_path / "quality-vae-mnist-grids.png").is_file()
+    assert not grids.exists()  # the arms' own grids are where their "grids" entries say
