@@ -7,13 +7,14 @@ import this as `benchmarks.common` with no path tricks. Nothing here ships in th
 
 from __future__ import annotations
 
-import platform
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import keras
+
+from gan_vae_tf.precision import cpu_name  # noqa: F401  (the benchmarks name the CPU)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "experiments" / "bench"
@@ -93,16 +94,6 @@ def project_model(cfg, images, warmup_steps: int, in_memory: bool = False):
     ds = ds.repeat()
     model.fit(ds, epochs=1, steps_per_epoch=warmup_steps, verbose=0, shuffle=False)
     return model, ds, policy
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class TimeBudget(keras.callbacks.Callback):

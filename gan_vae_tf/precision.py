@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import tensorflow as tf
@@ -10,6 +11,17 @@ import tensorflow as tf
 # AMX, bf16 is slower than float32 on some AVX512-BF16 CPUs and on the others gains too little
 # per step to make up for learning less per step (experiments/RESULTS.md, "Precision").
 _BF16_FLAGS = ("amx_bf16",)
+
+
+def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name ("AMD EPYC ..."), for every figure that depends on it."""
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gan_vae_tf import console, errors, rundir
-from gan_vae_tf.config import Config
+from gan_vae_tf.config import DEFAULT_PRESETS, Config
 from gan_vae_tf.errors import UserError
 from gan_vae_tf.quality import kid_text
 
@@ -77,10 +77,11 @@ def comparison_table(runs: list[Run]) -> str:
     from gan_vae_tf import kinds
 
     header = (
-        "| run | model | D(G(z)) on generated | D(x) on real | epochs | wall time | s/epoch "
-        "| image quality (model vs real-data floor) | test ELBO (nats) | IWAE (nats) | latent space |"
+        "| run | model | D(G(z)) on generated | D(x) on real | epochs | training time | s/epoch "
+        "| image quality (model vs real-data floor) | test ELBO (nats) | IWAE (nats) "
+        "| latent space | trained on |"
     )
-    lines = [header, "|" + "---|" * 11]
+    lines = [header, "|" + "---|" * 12]
     for r in runs:
         m, s = r.metrics, r.summary
         iwae = m.get("iwae", {}).get("iwae_nats")
@@ -91,7 +92,8 @@ def comparison_table(runs: list[Run]) -> str:
             f"| {r.name} | {title} "
             f"| {_fmt(m.get('d_fake'))} | {_fmt(m.get('d_real'))} | {s['epochs']} "
             f"| {s['seconds'] / 60:.1f} min | {s['seconds_per_epoch']:.1f} | {_quality_cell(r)} "
-            f"| {_fmt(m.get('elbo_nats'), 2)} | {_fmt(iwae, 2)} | {kind.latent_space(cfg)} |"
+            f"| {_fmt(m.get('elbo_nats'), 2)} | {_fmt(iwae, 2)} | {kind.latent_space(cfg)} "
+            f"| {r.config.get('run', {}).get('cpu', 'not recorded')} |"
         )
     return "\n".join(lines)
 
@@ -199,9 +201,18 @@ def write(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path
     md = ["# GAN vs VAE: measured comparison", ""]
     body = ["<h1>GAN vs VAE: measured comparison</h1>"]
     for dataset, group in by_dataset.items():
-        table = comparison_table(group)
-        md += [f"## {dataset}", "", table, ""]
-        body += [f"<h2>{html.escape(dataset)}</h2>", _md_to_html_table(table)]
+        md += [f"## {dataset}", ""]
+        body.append(f"<h2>{html.escape(dataset)}</h2>")
+        defaults = [r for r in group if r.config["preset"] in DEFAULT_PRESETS]
+        others = [r for r in group if r not in defaults]
+        for heading, runs_of_kind in (
+            ("The default recipes: GAN and VAE on one scale", defaults),
+            ("The reports' settings and other runs (reproduction)", others),
+        ):
+            if runs_of_kind:
+                table = comparison_table(runs_of_kind)
+                md += [f"### {heading}", "", table, ""]
+                body += [f"<h3>{html.escape(heading)}</h3>", _md_to_html_table(table)]
     rundir.write_text(out / "tables.md", "\n".join(md) + "\n")
     for r in runs:
         figs = figures(r, out / r.name)

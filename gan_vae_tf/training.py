@@ -129,6 +129,7 @@ def _write_run_record(cfg: Config, run, dataset, policy: str, why: str) -> None:
         "data": dataset.provenance(),
         "precision": policy,
         "precision_reason": why,
+        "cpu": precision.cpu_name(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -4,7 +4,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_vae_tf import classifier, config, data, evaluate, evaluation, kinds, report, train
+from gan_vae_tf import (
+    classifier,
+    config,
+    data,
+    evaluate,
+    evaluation,
+    kinds,
+    precision,
+    report,
+    train,
+)
 from helpers import pipeline, tiny_config, train_args, write_mnist
 
 
@@ -138,6 +148,9 @@ def test_report_builds_tables_figures_and_html_from_two_runs(two_tiny_runs, tmp_
     assert report.main([*map(str, two_tiny_runs), "--out", str(out)]) == 0
     tables = (out / "tables.md").read_text()
     assert "## mnist" in tables and "DCGAN" in tables and "VAE" in tables and "floor" in tables
+    assert "### The default recipes: GAN and VAE on one scale" in tables
+    assert "reproduction" not in tables  # no run of the reports' settings was given
+    assert precision.cpu_name() in tables
     for name in ("samples.gif", "loss_curves.png", "generator.png", "discriminator.png"):
         assert (out / "gan-mnist" / name).stat().st_size > 0
     for name in (
