@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gan_vae_tf import console
+from gan_vae_tf import console, errors
+from gan_vae_tf.errors import UserError
 
 DEFAULT_RUNS = Path("experiments") / "runs"
 
@@ -21,17 +22,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logdir = argv.pop(0) if argv and not argv[0].startswith("-") else str(DEFAULT_RUNS)
     if not Path(logdir).is_dir():
-        print(
-            f"error: {logdir} is not a folder of runs (train one first, e.g. make train-gan-mnist)",
-            file=sys.stderr,
+        return errors.report(
+            UserError(
+                f"{logdir} is not a folder of runs (train one first, e.g. make train-gan-mnist)"
+            )
         )
-        return 2
     console.setup()
     try:
         from tensorboard import main as tensorboard_main
     except ImportError:
-        print("error: TensorBoard is not installed: pip install tensorboard", file=sys.stderr)
-        return 2
+        return errors.report(UserError("TensorBoard is not installed: pip install tensorboard"))
     sys.argv = [sys.argv[0], "--logdir", logdir, *argv]
     tensorboard_main.run_main()
     return 0
