@@ -22,7 +22,7 @@ endif
 TRAIN_FLAGS = $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
               $(if $(RUN),--out $(RUN)) $(ARGS)
 
-.PHONY: install test test-fast lint train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate report tensorboard bench bench-checkpoint bench-quality profile clean
+.PHONY: install test test-fast lint train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate generate report tensorboard bench bench-checkpoint bench-quality profile clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ train-vae-anime: $(STAMP)
 # RUN=dir evaluates one run; without it, the newest run of every preset in experiments/runs.
 evaluate: $(STAMP)
 	$(PY) -m gan_vae_tf.evaluate $(or $(RUN),--latest) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+
+# Images from a trained run (RUN=dir; without it, the newest finished run): ARGS="--num 100
+# --out samples.png", "--interpolate 10 --out walk.gif", "--reconstruct DIR" (VAEs), ...
+generate: $(STAMP)
+	$(PY) -m gan_vae_tf.generate $(RUN) $(ARGS)
 
 # The comparison report of the newest evaluated run of each preset (or RUN="dir1 dir2 ...").
 report: $(STAMP)

@@ -72,6 +72,16 @@ class Kind:
         """The report's words for the model's latent space."""
         raise NotImplementedError
 
+    def code_size(self, cfg: Config) -> int:
+        """The size of the codes the model draws images from (noise, or a latent z)."""
+        raise NotImplementedError
+
+    def images_from_codes(self, model, codes, generator: str | None = None):
+        """float32 images in [0, 1] drawn from `codes` (a tensor op, so that an exported
+        graph can trace it): a generator's output, or a decoder's mean. `generator` picks a
+        DCGAN's generator ("ema" or "raw"; None for its default)."""
+        raise NotImplementedError
+
 
 def _grid_codes(cfg: Config, rng, dim: int) -> np.ndarray:
     """The fixed normal codes of the per-epoch PNG: `train.sample_grid` squared of them."""
@@ -116,6 +126,13 @@ class GANKind(Kind):
     def latent_space(self, cfg: Config) -> str:
         return f"{cfg.gan.noise_dim}-d noise; no encoder, no inference"
 
+    def code_size(self, cfg: Config) -> int:
+        return cfg.gan.noise_dim
+
+    def images_from_codes(self, model: DCGAN, codes, generator: str | None = None):
+        images = model.generator_for(generator)(codes, training=False)
+        return (ops.cast(images, "float32") + 1.0) / 2.0
+
 
 class VAEKind(Kind):
     name = "vae"
@@ -154,6 +171,14 @@ class VAEKind(Kind):
 
     def latent_space(self, cfg: Config) -> str:
         return f"{cfg.vae.latent_dim}-d Gaussian with an encoder q(z|x)"
+
+    def code_size(self, cfg: Config) -> int:
+        return cfg.vae.latent_dim
+
+    def images_from_codes(self, model: VAE, codes, generator: str | None = None):
+        if generator is not None:
+            raise UserError("--raw-generator and generator= are for DCGANs; a VAE has a decoder")
+        return ops.sigmoid(model.decode(codes))
 
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (GANKind(), VAEKind())}

@@ -286,6 +286,19 @@ def interpolation_strip(
     return save_png(grid(_decoded_tiles(decode, codes, image_size), ncol=steps, pad=pad), path)
 
 
+def gif(frames: Sequence[np.ndarray], path: str | os.PathLike, duration_ms: int = 150) -> Path:
+    """uint8 frames (H, W, C) as one looping GIF, written atomically."""
+    if not frames:
+        raise ValueError("a GIF needs at least one frame")
+    images = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f).convert("RGB") for f in frames]
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        images[0].save(
+            tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0
+        )
+    return path
+
+
 def animated_gif(
     png_paths: Sequence[str | os.PathLike],
     path: str | os.PathLike,

@@ -235,6 +235,12 @@ def latest(root: str | os.PathLike = DEFAULT_ROOT) -> list[Path]:
     return sorted(newest.values())
 
 
+def newest(root: str | os.PathLike = DEFAULT_ROOT) -> Path | None:
+    """The most recently finished run under root, of any preset (None when there is none)."""
+    runs = latest(root)
+    return max(runs, key=lambda run: (run / MODEL).stat().st_mtime) if runs else None
+
+
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
     """Where decoded image folders and trained classifiers are kept across runs: `explicit`,
     else $GAN_VAE_TF_CACHE, else ~/.cache/gan_vae_tf."""

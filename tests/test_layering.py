@@ -13,8 +13,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gan_vae_tf"
 
 # Top to bottom. A module may import only modules in the layers below its own.
 LAYERS: list[tuple[str, ...]] = [
-    ("train", "evaluate", "report", "board"),  # command-line tools
-    ("training",),  # what `train` runs
+    ("",),  # gan_vae_tf/__init__.py: `gan_vae_tf.load` opens a run (imported when called)
+    ("train", "evaluate", "report", "board", "generate", "export"),  # command-line tools
+    ("training", "trained"),  # what `train` runs; a trained run in Python
     ("kinds",),  # the only module that knows which kinds of model exist
     ("evaluation", "callbacks", "checkpoint", "diagrams"),
     ("models",),  # the package's face: re-exports the modules below
@@ -25,7 +26,6 @@ LAYERS: list[tuple[str, ...]] = [
     ("losses", "layers", "classifier", "imagefolder", "idx", "metrics"),
     ("config", "rundir", "precision", "distribute", "console"),
     ("errors",),
-    ("",),  # gan_vae_tf/__init__.py
 ]
 
 
