@@ -9,13 +9,18 @@ The SavedModel serves without this package (nor Keras): `tf.saved_model.load(OUT
   `tf.random.stateless_normal` from `seed`, the images `gan_vae_tf.load(RUN_DIR).sample(count,
   seed)` returns.
 
-It is written through Keras 3's export API (`keras.export.ExportArchive`).
+It is written through Keras 3's export API (`keras.export.ExportArchive`). With `--onnx
+FILE.onnx`, `serving_default` is also converted to ONNX by tf2onnx (`pip install
+"gan_vae_tf[onnx]"`): codes in, `images` and `images_uint8` out, for onnxruntime and others.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,6 +74,28 @@ def export(run_dir, out_dir, raw_generator: bool = False) -> Path:
     return out
 
 
+def to_onnx(saved_model: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """The SavedModel's `serving_default` as an ONNX file, converted by tf2onnx in a process
+    of its own (it sets TensorFlow up its own way), written whole or not at all."""
+    if importlib.util.find_spec("tf2onnx") is None:
+        raise UserError(
+            'ONNX needs tf2onnx: pip install "gan_vae_tf[onnx]" (or tf2onnx onnxruntime)'
+        )
+    out = Path(out)
+    tmp = rundir.temp_path(out)
+    command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model)]
+    command += ["--signature_def", "serving_default", "--output", str(tmp)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0 or not tmp.is_file():
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise UserError(f"tf2onnx could not convert {saved_model}: {last}")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m gan_vae_tf.export", description=__doc__.split("\n")[0]
@@ -80,15 +107,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="DCGAN runs: export the raw generator, not its moving average (EMA)",
     )
+    p.add_argument("--onnx", metavar="FILE.onnx", help="also write serving_default as ONNX")
     args = p.parse_args(argv)
     try:
         if Path(args.out_dir).exists():
             raise UserError(f"{args.out_dir} exists: export writes a new folder")
+        if args.onnx and not args.onnx.endswith(".onnx"):
+            raise UserError(f"--onnx {args.onnx}: name a .onnx file")
         console.setup()
         out = export(args.run_dir, args.out_dir, args.raw_generator)
+        print(f"wrote {out}: signatures serving_default(codes) and sample(count, seed)")
+        if args.onnx:
+            print(f"wrote {to_onnx(out, args.onnx)}: inputs codes, outputs images, images_uint8")
     except errors.REPORTED as e:
         return errors.report(e)
-    print(f"wrote {out}: signatures serving_default(codes) and sample(count, seed)")
     return 0
 
 

@@ -229,3 +229,17 @@ def test_export_refuses_an_existing_folder_and_a_folder_that_is_not_a_run(runs, 
     assert err[0] == f"error: {tmp_path / 'taken'} exists: export writes a new folder"
     assert err[1].startswith("error: ") and "is not a run directory" in err[1]
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.slow
+def test_the_onnx_file_round_trips_through_onnxruntime(runs, tmp_path):
+    import onnxruntime  # in the dev extra, so CI runs this
+    run = runs["gan-mnist"]
+    assert export.main([str(run), str(tmp_path / "saved"), "--onnx", str(tmp_path / "g.onnx")]) == 0
+    session = onnxruntime.InferenceSession(str(tmp_path / "g.onnx"))
+    model = gan_vae_tf.load(run)
+    codes = model.codes(6, seed=5)
+    images, as_bytes = session.run(["images", "images_uint8"], {"codes": codes})
+    expected = np.asarray(model.kind.images_from_codes(model.model, codes))
+    np.testing.assert_allclose(images, expected, atol=1e-5)
+    np.testing.assert_array_equal(as_bytes, model.decode(codes))
