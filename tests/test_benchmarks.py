@@ -292,7 +292,7 @@ def vae_arm(name: str, minutes: float, elbos: list[float], folder: str) -> dict:
     }
 
 
-def test_a_vae_suite_times_the_default_to_the_report_settings_own_elbo_at_the_budget():
+def test_a_vae_suite_times_the_default_to_the_report_settings_own_10_minute_elbo():
     from benchmarks.bench_quality import thresholds_table
 
     report = vae_arm("vae-mnist-report", 20.0, [-500.0 + 20 * i for i in range(21)], "r")

@@ -234,6 +234,7 @@ def test_export_refuses_an_existing_folder_and_a_folder_that_is_not_a_run(runs, 
 @pytest.mark.slow
 def test_the_onnx_file_round_trips_through_onnxruntime(runs, tmp_path):
     import onnxruntime  # in the dev extra, so CI runs this
+
     run = runs["gan-mnist"]
     assert export.main([str(run), str(tmp_path / "saved"), "--onnx", str(tmp_path / "g.onnx")]) == 0
     session = onnxruntime.InferenceSession(str(tmp_path / "g.onnx"))
