@@ -1,7 +1,7 @@
 """Training throughput: the project's path against the tutorials' method, side by side.
 
 `make bench` (or `python -m benchmarks.bench` from the repository root) measures, for each preset:
-  - project: `models.build` + `data.pipeline` (uint8 until the batch, prefetch, auto precision)
+  - project: `kinds.build` + `data.pipeline` (uint8 until the batch, prefetch, auto precision)
     driven by `fit()`;
   - memory: the same project model fed one batch that is already in memory, repeated: if the
     project's rate matches it, the input pipeline never starves the step;

@@ -174,9 +174,10 @@ def make_scorer(scoring: str, dataset, num: int):
 
 
 def baseline_value(arm: dict, key: str, minutes: float) -> float:
-    """The arm's `key` at its last probe within `minutes` of training."""
-    within = [p for p in arm["points"] if p["train_seconds"] <= minutes * 60 + 1e-6]
-    return within[-1][key]
+    """The arm's `key` at its probe for `minutes` of training: the first one taken at or after
+    them (TimeBudget probes once the time is spent, so a little after), else its last."""
+    after = [p for p in arm["points"] if p["train_seconds"] >= minutes * 60 - 1e-6]
+    return (after or arm["points"][-1:])[0][key]
 
 
 def thresholds_table(suite: str, arms: list[dict], floor: dict) -> tuple[list, str]:
@@ -271,7 +272,7 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
         if key in floor:
             ax.axhline(floor[key], color="gray", ls="--", label="real data (floor)")
         for k, _, value, _ in THRESHOLDS[suite]:
-            if k == key and isinstance(value, float):
+            if k == key and value not in (None, BASELINE):
                 ax.axhline(value, color="tab:red", ls=":", lw=0.8)
         ax.set_xlabel("minutes of training (scoring not charged)")
         ax.set_ylabel(LABELS[key])

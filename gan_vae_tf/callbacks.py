@@ -206,11 +206,12 @@ class ProgressLines(keras.callbacks.Callback):
         interval: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         stream: TextIO | None = None,
+        first_step: int = 0,
     ):
         super().__init__()
         self.epochs, self.batch_size, self.steps_per_epoch = epochs, batch_size, steps_per_epoch
         self.interval, self.clock, self.stream = float(interval), clock, stream
-        self.first_step = 0  # steps of the current epoch done before this fit() (a resumed epoch)
+        self.first_step = first_step  # steps of the first epoch done before this fit() (resumed)
         self._epoch = 0
         self._start = self._last = 0.0
 

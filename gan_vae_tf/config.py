@@ -16,6 +16,7 @@ from typing import Any
 from gan_vae_tf.errors import UserError
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+MODEL_SECTIONS = ("gan", "vae")  # a config's `model` names the section that sizes its model
 DATASETS = ("mnist", "fashion_mnist", "anime")
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -126,7 +127,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class Config:
     preset: str
-    model: str  # the kind of model: a name in kinds.KINDS ("gan", "vae")
+    model: str  # the kind of model, and the name of the section that sizes it: "gan" or "vae"
     data: DataConfig = field(default_factory=DataConfig)
     gan: GANConfig = field(default_factory=GANConfig)
     vae: VAEConfig = field(default_factory=VAEConfig)
@@ -415,7 +416,7 @@ def validate(cfg: Config) -> Config:
         raise UserError(
             "gan.gen_strides needs one stride per gen_widths entry plus the output layer"
         )
-    model_section = getattr(cfg, cfg.model, None)  # the section of the run's kind of model
-    if hasattr(model_section, "check_images"):
-        model_section.check_images(d)
+    if cfg.model not in MODEL_SECTIONS:
+        raise UserError(f"model must be one of {', '.join(MODEL_SECTIONS)}, got {cfg.model!r}")
+    getattr(cfg, cfg.model).check_images(d)
     return cfg

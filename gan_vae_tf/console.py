@@ -20,6 +20,10 @@ from gan_vae_tf.errors import one_line_warnings
 
 LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 
+#: How training shows its progress: Keras' bar (on a terminal), a line per epoch, a line every
+#: 30 s with images/s and the epoch's ETA (`callbacks.ProgressLines`: logs, make, pipes), none.
+PROGRESS = ("bar", "epoch", "lines", "none")
+
 # Lines TensorFlow prints on every start on a machine without a GPU; none is the user's problem.
 _CHATTER = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"

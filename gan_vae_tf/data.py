@@ -361,7 +361,6 @@ def pipeline(
     pixels: PixelRange,
     *,
     training: bool,
-    batch_size: int | None = None,
     order: EpochOrder | None = None,
     first_step: int = 0,
 ) -> tf.data.Dataset:
@@ -373,7 +372,7 @@ def pipeline(
     (`gather`), so a memory-mapped cache of a large image folder is never copied whole into
     memory, and the cost per batch is one vectorized copy.
     """
-    batch = order.batch if order is not None else (batch_size or cfg.train.batch_size)
+    batch = order.batch if order is not None else cfg.train.batch_size
     n = len(images)
     if training:
         check_batch_size(batch, n)

@@ -147,19 +147,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     from gan_vae_tf import evaluation  # after console.setup(): it imports TensorFlow
 
+    try:
+        if args.inception_weights and not Path(args.inception_weights).is_file():
+            raise UserError(f"--inception-weights {args.inception_weights}: no such file")
+        request = evaluation.Request(
+            num=args.num,
+            quality_num=args.quality_num,
+            iwae_k=args.iwae_k,
+            iwae_images=args.iwae_images,
+            inception_weights=args.inception_weights,
+            raw_generator=args.raw_generator,
+        )
+    except errors.REPORTED as e:
+        return errors.report(e)
     status = 0
     for run_dir in run_dirs:
         try:
-            if args.inception_weights and not Path(args.inception_weights).is_file():
-                raise UserError(f"--inception-weights {args.inception_weights}: no such file")
-            request = evaluation.Request(
-                num=args.num,
-                quality_num=args.quality_num,
-                iwae_k=args.iwae_k,
-                iwae_images=args.iwae_images,
-                inception_weights=args.inception_weights,
-                raw_generator=args.raw_generator,
-            )
             print(format_summary(evaluate(run_dir, request, args.data_dir)))
             print(f"  wrote {rundir.RunDir(run_dir).metrics}")
         except errors.REPORTED as e:

@@ -32,10 +32,12 @@ class Request:
     raw_generator: bool = False
 
     def __post_init__(self):
-        if self.num <= 0 or self.iwae_images <= 0:
-            raise UserError("--num and --iwae-images must be positive")
+        if self.num <= 0:
+            raise UserError(f"the number of test images must be positive, got {self.num}")
         if self.quality_num < 0 or self.iwae_k < 0:
-            raise UserError("--quality-num and --iwae-k must not be negative")
+            raise UserError("the numbers of samples and of importance samples must be >= 0")
+        if self.iwae_k and self.iwae_images <= 0:
+            raise UserError(f"an IWAE bound needs test images, got {self.iwae_images}")
 
 
 def _batches(array: np.ndarray, size: int = BATCH) -> Iterator[np.ndarray]:

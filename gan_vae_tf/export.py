@@ -53,8 +53,7 @@ def export(run_dir, out_dir, raw_generator: bool = False) -> Path:
         return images(tf.random.stateless_normal((count, size), seed=tf.stack([seed, 0])))
 
     archive = keras.export.ExportArchive()
-    for net in run.model.networks().values():
-        archive.track(net)
+    archive.track(run.kind.image_network(run.model, generator))  # only what draws the images
     archive.add_endpoint(
         "serving_default", images, input_signature=[tf.TensorSpec((None, size), tf.float32)]
     )
@@ -74,13 +73,17 @@ def export(run_dir, out_dir, raw_generator: bool = False) -> Path:
     return out
 
 
-def to_onnx(saved_model: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """The SavedModel's `serving_default` as an ONNX file, converted by tf2onnx in a process
-    of its own (it sets TensorFlow up its own way), written whole or not at all."""
+def _check_tf2onnx() -> None:
     if importlib.util.find_spec("tf2onnx") is None:
         raise UserError(
             'ONNX needs tf2onnx: pip install "gan_vae_tf[onnx]" (or tf2onnx onnxruntime)'
         )
+
+
+def to_onnx(saved_model: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """The SavedModel's `serving_default` as an ONNX file, converted by tf2onnx in a process
+    of its own (it sets TensorFlow up its own way), written whole or not at all."""
+    _check_tf2onnx()
     out = Path(out)
     tmp = rundir.temp_path(out)
     command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model)]
@@ -114,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"{args.out_dir} exists: export writes a new folder")
         if args.onnx and not args.onnx.endswith(".onnx"):
             raise UserError(f"--onnx {args.onnx}: name a .onnx file")
+        if args.onnx:
+            _check_tf2onnx()  # before the SavedModel, so a retry does not meet its folder
         console.setup()
         out = export(args.run_dir, args.out_dir, args.raw_generator)
         print(f"wrote {out}: signatures serving_default(codes) and sample(count, seed)")

@@ -77,39 +77,41 @@ def _run_dir(given: str | None) -> Path:
 
 
 def _config(run: Path) -> Config:
-    files = rundir.RunDir(run)
-    if not files.config.is_file() or not files.model.is_file():
-        raise UserError(
-            f"{run} is not a finished run (it needs {files.config.name} and {files.model.name})"
-        )
+    """The run's config, checked before TensorFlow is imported, so bad input fails at once."""
+    rundir.check_finished(run)
     try:
-        return Config.from_json(files.config)
+        return Config.from_json(rundir.RunDir(run).config)
     except (ValueError, TypeError, KeyError) as e:
-        raise UserError(f"{files.config} is not a valid run config: {e}") from None
+        raise UserError(f"{rundir.RunDir(run).config} is not a valid run config: {e}") from None
 
 
 def _default_out(run: Path, args: argparse.Namespace) -> Path:
+    """RUN_DIR/generated/<what was asked>.png: a name per request, so requests do not
+    overwrite each other."""
+    raw = "-raw" if args.raw_generator else ""
     if args.reconstruct:
         name = f"reconstructions-{Path(args.reconstruct).resolve().name}.png"
     elif args.interpolate:
-        name = f"interpolation-{args.interpolate}-seed{args.seed}.png"
+        name = f"interpolation-{args.num}x{args.interpolate}-seed{args.seed}{raw}.png"
     else:
-        name = f"samples-{args.num}-seed{args.seed}.png"
+        name = f"samples-{args.num}-seed{args.seed}{raw}.png"
     return run / "generated" / name
 
 
 def _check_out(out: Path, args: argparse.Namespace) -> None:
     if out.suffix and out.suffix not in FORMATS:
         raise UserError(f"--out {out}: use a .png, .npy or .gif file, or a folder (no suffix)")
-    if out.suffix == ".gif" and not args.interpolate:
-        raise UserError("--out *.gif animates an interpolation: add --interpolate K")
+    if out.suffix == ".gif" and (not args.interpolate or args.reconstruct):
+        raise UserError("--out *.gif animates an interpolation: use it with --interpolate K")
     if not out.suffix and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out} exists and is not an empty folder: choose another")
+    if out.suffix and out.is_dir():
+        raise UserError(f"--out {out} is a folder: name a file, or a folder without a suffix")
     parent = out.parent
     while not parent.exists():
         parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"--out {out}: {parent} is not writable")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UserError(f"--out {out}: {parent} is not a writable folder")
 
 
 def _memory_available() -> int | None:
@@ -200,9 +202,10 @@ def generate(args: argparse.Namespace) -> str:
         raise UserError(f"--reconstruct needs a VAE; {run} holds a {model.kind.title}")
     generator = "raw" if args.raw_generator else None
     start = time.perf_counter()
+    progress = _progress_lines("generating")
     if args.reconstruct:
         images = _own_images(Path(args.reconstruct), cfg)
-        seen, recon = model.reconstruct(images)
+        seen, recon = model.reconstruct(images, _progress_lines("reconstructing"))
         made = len(images)
         if out.suffix == ".npy":  # (2, N, H, W, C): the images as the model saw them, rebuilt
             _write(out, np.stack([seen, recon]))
@@ -213,12 +216,12 @@ def generate(args: argparse.Namespace) -> str:
             sides = [plots.side_by_side(a, b, gap=2) for a, b in zip(seen, recon, strict=True)]
             _write(out, sides)
     elif args.interpolate:
-        steps = model.interpolate(args.num, args.interpolate, args.seed, generator)
+        steps = model.interpolate(args.num, args.interpolate, args.seed, generator, progress)
         made = steps.shape[0] * steps.shape[1]
         flat = steps.reshape(made, *steps.shape[2:])
         _write(out, flat, grid_columns=args.interpolate, frames=steps.transpose(1, 0, 2, 3, 4))
     else:
-        images = model.sample(args.num, args.seed, generator, _progress_lines("generating"))
+        images = model.sample(args.num, args.seed, generator, progress)
         made = len(images)
         _write(out, images)
     seconds = time.perf_counter() - start
@@ -240,8 +243,11 @@ def _own_images(folder: Path, cfg: Config):
         raise UserError(f"--reconstruct {folder}: no images (JPEG, PNG, BMP, GIF or WebP) in it")
     channels = cfg.data.channels
     for path in files:
-        with Image.open(path) as im:
-            theirs = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+        try:
+            with Image.open(path) as im:
+                theirs = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+        except OSError:
+            continue  # not an image after all: the loader below skips it with a warning
         if theirs != channels:
             raise UserError(
                 f"--reconstruct {folder}: {Path(path).name} has {theirs} colour channel"

@@ -43,6 +43,10 @@ class Kind:
     def pixels(self, cfg: Config) -> data.PixelRange:
         return data.PixelRange(*self.value_range, binarize=cfg.data.binarize)
 
+    def options(self, cfg: Config):
+        """The config section the model reads (`GANConfig`, `VAEConfig`)."""
+        return getattr(cfg, self.name)
+
     def build(self, cfg: Config, policy: str = "float32") -> MultiOptimizerModel:
         """The uncompiled model a config describes, layers under the dtype `policy`."""
         raise NotImplementedError
@@ -76,10 +80,14 @@ class Kind:
         """The size of the codes the model draws images from (noise, or a latent z)."""
         raise NotImplementedError
 
+    def image_network(self, model, generator: str | None = None) -> keras.Model:
+        """The network that draws images from codes: a DCGAN's generator (`generator`: "ema",
+        "raw", or None for the model's default), a VAE's decoder."""
+        raise NotImplementedError
+
     def images_from_codes(self, model, codes, generator: str | None = None):
         """float32 images in [0, 1] drawn from `codes` (a tensor op, so that an exported
-        graph can trace it): a generator's output, or a decoder's mean. `generator` picks a
-        DCGAN's generator ("ema" or "raw"; None for its default)."""
+        graph can trace it): a generator's output, or a decoder's mean."""
         raise NotImplementedError
 
 
@@ -129,8 +137,11 @@ class GANKind(Kind):
     def code_size(self, cfg: Config) -> int:
         return cfg.gan.noise_dim
 
+    def image_network(self, model: DCGAN, generator: str | None = None) -> keras.Model:
+        return model.generator_for(generator)
+
     def images_from_codes(self, model: DCGAN, codes, generator: str | None = None):
-        images = model.generator_for(generator)(codes, training=False)
+        images = self.image_network(model, generator)(codes, training=False)
         return (ops.cast(images, "float32") + 1.0) / 2.0
 
 
@@ -175,9 +186,13 @@ class VAEKind(Kind):
     def code_size(self, cfg: Config) -> int:
         return cfg.vae.latent_dim
 
-    def images_from_codes(self, model: VAE, codes, generator: str | None = None):
+    def image_network(self, model: VAE, generator: str | None = None) -> keras.Model:
         if generator is not None:
-            raise UserError("--raw-generator and generator= are for DCGANs; a VAE has a decoder")
+            raise UserError(f"a VAE draws with its decoder: there is no {generator!r} generator")
+        return model.decoder
+
+    def images_from_codes(self, model: VAE, codes, generator: str | None = None):
+        self.image_network(model, generator)
         return ops.sigmoid(model.decode(codes))
 
 
@@ -225,22 +240,29 @@ def build(cfg: Config, policy: str = "float32", steps_per_epoch: int | None = No
     return model
 
 
-def load_run(run_dir: str | os.PathLike) -> tuple[Config, MultiOptimizerModel]:
-    """The config and trained model of a run directory, or a UserError saying what is missing."""
-    run = rundir.RunDir(run_dir)
-    if not run.path.is_dir():
-        raise UserError(f"{run.path} is not a directory")
-    if not run.config.is_file():
-        raise UserError(f"{run.path} is not a run directory: it has no {run.config.name}")
+def run_config(run_dir: str | os.PathLike) -> Config:
+    """The config of a finished run, or a UserError saying what is missing (no TensorFlow
+    work: commands check this before anything slow)."""
+    run = rundir.check_finished(run_dir)
     try:
         cfg = Config.from_json(run.config)
     except (ValueError, TypeError, KeyError) as e:
         raise UserError(f"{run.config} is not a valid run config: {e}") from None
     of(cfg)
-    if not run.model.is_file():
-        raise UserError(f"{run.path} has no trained model ({run.model.name}): did training finish?")
+    return cfg
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[Config, MultiOptimizerModel]:
+    """The config and trained model of a run directory, or a UserError saying what is missing.
+
+    The model's options are its run's config section: `.keras` files written before the
+    options were one section hold only the training options, and the run's config is the
+    record of how it was trained (whether a DCGAN samples its EMA generator, say)."""
+    cfg = run_config(run_dir)
+    path = rundir.RunDir(run_dir).model
     try:
-        model = keras.saving.load_model(run.model)
+        model = keras.saving.load_model(path)
     except Exception as e:
-        raise UserError(f"cannot load {run.model}: {e}") from None
+        raise UserError(f"cannot load {path}: {e}") from None
+    model.options = of(cfg).options(cfg)
     return cfg, model

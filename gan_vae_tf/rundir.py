@@ -118,6 +118,19 @@ class RunDir:
             writer.writerows(rows)
 
 
+def check_finished(path: str | os.PathLike) -> RunDir:
+    """The run directory at `path`, or a UserError saying why it is not a finished run: what
+    every command that reads a trained model checks first, before anything slow."""
+    run = RunDir(path)
+    if not run.path.is_dir():
+        raise UserError(f"{run.path} is not a directory")
+    if not run.config.is_file():
+        raise UserError(f"{run.path} is not a run directory: it has no {run.config.name}")
+    if not run.model.is_file():
+        raise UserError(f"{run.path} has no trained model ({run.model.name}): did training finish?")
+    return run
+
+
 def new_path(out: str | os.PathLike | None, preset: str) -> Path:
     """Where a new run goes: `out`, or a new timestamped folder under `DEFAULT_ROOT`."""
     return Path(out) if out else DEFAULT_ROOT / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -24,8 +24,6 @@ from gan_vae_tf.errors import ClusterError, Interrupted, StorageError, UserError
 
 log = logging.getLogger("gan_vae_tf")
 
-PROGRESS = ("bar", "epoch", "lines", "none")  # training.PROGRESS, without importing TensorFlow
-
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -80,7 +78,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument(
         "--progress",
-        choices=PROGRESS,
+        choices=console.PROGRESS,
         help="bar = Keras' progress bar (default on a terminal), epoch = a line per epoch, "
         "lines = a line every 30 s with images/s and the epoch's ETA (default otherwise, e.g. "
         "under make or piped), none",

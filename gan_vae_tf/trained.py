@@ -88,7 +88,12 @@ class TrainedModel:
         return self.decode(self.codes(n, seed), generator, progress)
 
     def interpolate(
-        self, rows: int, steps: int, seed: int = 0, generator: str | None = None
+        self,
+        rows: int,
+        steps: int,
+        seed: int = 0,
+        generator: str | None = None,
+        progress: Progress | None = None,
     ) -> np.ndarray:
         """uint8 images (rows, steps, H, W, C): each row walks in `steps` even steps along the
         straight line between two random codes, both ends included; row i runs from code 2i
@@ -98,7 +103,7 @@ class TrainedModel:
         ends = self.codes(2 * rows, seed)
         t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :, None]
         line = ends[0::2, None] * (1.0 - t) + ends[1::2, None] * t
-        images = self.decode(line.reshape(rows * steps, -1), generator)
+        images = self.decode(line.reshape(rows * steps, -1), generator, progress)
         return images.reshape(rows, steps, *self.image_shape)
 
     def _encoder(self) -> None:
@@ -107,33 +112,42 @@ class TrainedModel:
                 f"a {self.kind.title} has no encoder: encode and reconstruct need a VAE"
             )
 
-    def _prepared(self, images) -> tf.Tensor:
+    def _checked(self, images) -> np.ndarray:
+        """`images` if they are a non-empty uint8 (n, H, W, C) array of the run's shape."""
+        self._encoder()
         images = np.asarray(images)
-        if images.ndim != 4 or images.shape[1:] != self.image_shape:
+        shape = ", ".join(map(str, self.image_shape))
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != self.image_shape:
             raise UserError(
-                f"images must be (n, {', '.join(map(str, self.image_shape))}) uint8 arrays, "
-                f"got shape {images.shape}"
+                f"images must be a uint8 array of shape (n, {shape}), got {images.dtype} "
+                f"{images.shape}"
             )
-        return self.kind.pixels(self.config).scale(images)
+        if not len(images):
+            raise UserError("no images given")
+        return images
 
     def encode(self, images) -> tuple[np.ndarray, np.ndarray]:
         """(means, log-variances) of q(z|x) for uint8 images, as float32 (n, latent)."""
-        self._encoder()
+        images, pixels = self._checked(images), self.kind.pixels(self.config)
         parts = [
-            self.model.encode(self._prepared(images[i : i + BATCH]))
+            self.model.encode(pixels.scale(images[i : i + BATCH]))
             for i in range(0, len(images), BATCH)
         ]
         return tuple(np.concatenate([np.asarray(p[j]) for p in parts]) for j in (0, 1))
 
-    def reconstruct(self, images) -> tuple[np.ndarray, np.ndarray]:
+    def reconstruct(
+        self, images, progress: Progress | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(the images as the model sees them, their reconstructions): both uint8; the first
         differs from the input where the model's data is prepared (binarized digits)."""
-        self._encoder()
+        images, pixels = self._checked(images), self.kind.pixels(self.config)
         seen, recon = [], []
         for i in range(0, len(images), BATCH):
-            x = self._prepared(images[i : i + BATCH])
+            x = pixels.scale(images[i : i + BATCH])
             seen.append(plots.to_uint8(np.asarray(x)))
             recon.append(plots.to_uint8(np.asarray(self.model.reconstruct(x))))
+            if progress is not None:
+                progress(min(i + BATCH, len(images)), len(images))
         return np.concatenate(seen), np.concatenate(recon)
 
 

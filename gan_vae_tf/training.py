@@ -22,9 +22,7 @@ from gan_vae_tf.errors import ClusterError, StorageError
 
 log = logging.getLogger(__name__)
 
-#: How training shows its progress: Keras' bar (on a terminal), a line per epoch, a line every
-#: 30 s with images/s and the epoch's ETA (`callbacks.ProgressLines`: logs, make, pipes), none.
-PROGRESS = ("bar", "epoch", "lines", "none")
+#: Keras' `verbose` for each of `console.PROGRESS`: "lines" is a callback of the package's own.
 KERAS_VERBOSE = {"bar": 1, "epoch": 2, "lines": 0, "none": 0}
 
 
@@ -36,7 +34,7 @@ def train(
 ) -> dict:
     """Train `cfg` into `run_dir` and return the summary it also writes there. A fresh run
     when `resume_from` is None, else one that continues the checkpoint of that run directory
-    (usually `run_dir` itself). `progress` is one of `PROGRESS`. SIGTERM or Ctrl-C on the way
+    (usually `run_dir` itself). `progress` is one of `console.PROGRESS`. SIGTERM or Ctrl-C on the way
     saves a checkpoint at the next step boundary and raises Interrupted."""
     strategy = distribute.make(cfg.train.strategy)  # first: multiworker sets up TensorFlow
     with checkpoint.StopRequest() as stop:
@@ -62,9 +60,11 @@ def _train(cfg, run, progress: str, resume_from: Path | None, strategy, stop) ->
     )
     steps = [callbacks.NonFiniteGuard(), grid, history, board, saver]
     if progress == "lines":
-        lines = callbacks.ProgressLines(cfg.train.epochs, cfg.train.batch_size, order.steps)
-        lines.first_step = start.step
-        steps.append(lines)
+        steps.append(
+            callbacks.ProgressLines(
+                cfg.train.epochs, cfg.train.batch_size, order.steps, first_step=start.step
+            )
+        )
     try:
         _fit(cfg, model, kind, dataset, order, start, saver, steps, progress)
         _save_models(cfg, run, kind, model, policy)

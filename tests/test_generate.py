@@ -107,6 +107,7 @@ def test_interpolation_ends_are_the_samples_of_their_codes(runs, tmp_path, prese
 def test_reconstruct_shows_three_of_your_images_beside_their_reconstructions(runs, tmp_path):
     own = tmp_path / "mine"
     own.mkdir()
+    (own / "notes.jpg").write_bytes(b"not an image")  # skipped with a warning, as in training
     for i in range(3):
         digit = np.zeros((56, 40), np.uint8)  # not square and not 28x28: cropped and resized
         digit[10:46, 10 + 4 * i : 22 + 4 * i] = 255
@@ -135,7 +136,7 @@ def test_bad_input_is_one_error_line_exit_2_and_no_file(runs, tmp_path, monkeypa
     half_done = tmp_path / "not-a-run"
     half_done.mkdir()
     (half_done / "config.json").write_text(json.dumps({"preset": "vae-mnist"}))
-    assert "is not a finished run" in _error(*_pair(_generate(half_done, "--out", out)))
+    assert "has no trained model" in _error(*_pair(_generate(half_done, "--out", out)))
     assert "--num must be positive" in _error(*_pair(_generate(run, "--num", 0, "--out", out)))
     monkeypatch.setattr(generate, "_memory_available", lambda: 2**30)
     message = _error(*_pair(_generate(run, "--num", 10**6, "--out", out)))
@@ -143,7 +144,11 @@ def test_bad_input_is_one_error_line_exit_2_and_no_file(runs, tmp_path, monkeypa
     monkeypatch.undo()
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    assert "cannot write" in _error(*_pair(_generate(run, "--num", 2, "--out", blocker / "x.png")))
+    message = _error(*_pair(_generate(run, "--num", 2, "--out", blocker / "x.png")))
+    assert "a-file is not a writable folder" in message  # said before any image is made
+    if Path("/proc/self").is_dir():  # a folder that takes no new files, whoever asks
+        message = _error(*_pair(_generate(run, "--num", 2, "--out", "/proc/generated.png")))
+        assert message.startswith("error: cannot write /proc/generated.png")
     empty, rgb = tmp_path / "empty", tmp_path / "rgb"
     empty.mkdir()
     rgb.mkdir()
@@ -153,6 +158,11 @@ def test_bad_input_is_one_error_line_exit_2_and_no_file(runs, tmp_path, monkeypa
     assert "colour.jpg has 3 colour channels; this run's images have 1" in message
     message = _error(*_pair(_generate(runs["gan-mnist"], "--reconstruct", rgb, "--out", out)))
     assert "needs a VAE" in message
+    gif = tmp_path / "r.gif"
+    message = _error(*_pair(_generate(run, "--reconstruct", rgb, "--interpolate", 3, "--out", gif)))
+    assert "animates an interpolation" in message
+    with pytest.raises(gan_vae_tf.errors.UserError, match="uint8 array of shape"):
+        gan_vae_tf.load(run).encode(np.zeros((2, 28, 28, 1), np.float32))
     assert (
         not out.exists()
         and not list(tmp_path.glob(".out*"))

@@ -84,3 +84,20 @@ def test_load_run_says_what_a_folder_lacks(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(tiny_config("vae-mnist").to_dict()))
     with pytest.raises(UserError, match=r"no trained model \(model.keras\): did training finish"):
         kinds.load_run(tmp_path)
+
+
+def test_a_loaded_model_reads_its_options_from_the_run_config(tmp_path):
+    """The run's config.json is the record of how it was trained: a run told to sample its raw
+    generator does so after loading, though its .keras file (06a94bc's) kept no such option."""
+    import shutil
+    from pathlib import Path
+
+    run = Path(
+        shutil.copytree(Path(__file__).parent / "fixtures" / "gan-mnist-06a94bc", tmp_path / "r")
+    )
+    record = json.loads((run / "config.json").read_text())
+    record["gan"]["sample_with_ema"] = False
+    (run / "config.json").write_text(json.dumps(record))
+    cfg, model = kinds.load_run(run)
+    assert model.options == cfg.gan and model.options.noise_dim == 8
+    assert model.generator_ema is not None and model.default_generator == "raw"

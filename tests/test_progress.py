@@ -61,10 +61,9 @@ def test_a_resumed_epoch_counts_from_where_it_stopped():
     0 and its `steps` are the remainder; the line shows the position in the whole epoch."""
     clock, out = FakeClock(), io.StringIO()
     cb = callbacks.ProgressLines(
-        epochs=3, batch_size=10, steps_per_epoch=100, clock=clock, stream=out
+        epochs=3, batch_size=10, steps_per_epoch=100, clock=clock, stream=out, first_step=60
     )
     cb.set_params({"steps": 40})
-    cb.first_step = 60
     drive(cb, clock, steps=40, step_seconds=1.0, epoch=1)
     assert (
         out.getvalue().splitlines()[0]
