@@ -363,8 +363,10 @@ def pipeline(
     training: bool,
     order: EpochOrder | None = None,
     first_step: int = 0,
+    labels: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Shuffled, batched, prefetched batches from a uint8 array, scaled to `pixels`.
+    """Shuffled, batched, prefetched batches from a uint8 array, scaled to `pixels`; with
+    `labels` (one per image), (images, int32 labels) pairs gathered by the same indices.
 
     Training batches follow `order` when given (batches `first_step`.. of its current epoch at
     each iteration: what `train.py` uses, so a run resumes mid-epoch exactly); without it,
@@ -377,14 +379,24 @@ def pipeline(
     if training:
         check_batch_size(batch, n)
     shape = images.shape[1:]
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} images")
+    rows = batch if training else None
 
     def gather(idx: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(images[np.sort(idx)])
 
-    def load_batch(idx: tf.Tensor) -> tf.Tensor:
+    def gather_labels(idx: np.ndarray) -> np.ndarray:
+        return labels[np.sort(idx)].astype(np.int32)
+
+    def load_batch(idx: tf.Tensor):
         x = tf.numpy_function(gather, [idx], tf.uint8, stateful=False)
-        x.set_shape((batch if training else None, *shape))
-        return pixels.scale(x)
+        x.set_shape((rows, *shape))
+        if labels is None:
+            return pixels.scale(x)
+        y = tf.numpy_function(gather_labels, [idx], tf.int32, stateful=False)
+        y.set_shape((rows,))
+        return pixels.scale(x), y
 
     if training and order is not None:
         if order.n != n:

@@ -1,10 +1,12 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from gan_vae_tf import data
+from gan_vae_tf import config, data
 from gan_vae_tf.config import DataConfig
 from gan_vae_tf.errors import UserError
-from helpers import pipeline, shared_data, tiny_config
+from helpers import pipeline, shared_data, tiny_config, write_idx
 
 
 def test_gan_batches_are_float32_in_minus_one_to_one():
@@ -160,3 +162,53 @@ def test_epochs_of_a_fixed_step_count_walk_through_consecutive_passes():
     for p in range(4):  # no image twice within a pass
         seen = np.concatenate(stream[3 * p : 3 * p + 3])
         assert len(set(seen.tolist())) == 9
+
+
+def _labelled(n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Images whose every pixel is 10 x their label: the label can be read off the image."""
+    labels = np.random.default_rng(3).integers(0, 10, n).astype(np.uint8)
+    return np.broadcast_to(labels[:, None, None, None] * 10, (n, 28, 28, 1)).copy(), labels
+
+
+def _read_labels(batch) -> tuple[np.ndarray, np.ndarray]:
+    """(the labels the GAN-scaled pixels in [-1, 1] say, the labels given with them)."""
+    x, y = batch
+    return np.round((x.numpy()[:, 0, 0, 0] + 1) / 2 * 255 / 10).astype(int), y.numpy()
+
+
+def test_labels_stay_with_their_images_through_every_kind_of_batch():
+    images, labels = _labelled()
+    cfg = tiny_config("gan-mnist")
+    order = data.EpochOrder(len(images), 8, seed=1)
+    for ds in (
+        pipeline(images, cfg, training=True, labels=labels),  # reshuffled by tf.data
+        pipeline(images, cfg, training=True, labels=labels, order=order),  # a run's order
+        pipeline(images, cfg, training=True, labels=labels, order=order, first_step=3),  # resumed
+        pipeline(images, cfg, training=False, labels=labels),
+    ):
+        seen = 0
+        for batch in ds:
+            from_pixels, given = _read_labels(batch)
+            np.testing.assert_array_equal(given, from_pixels)
+            seen += len(given)
+        assert seen > 0
+    rest = [
+        _read_labels(b)[1]
+        for b in pipeline(images, cfg, training=True, labels=labels, order=order, first_step=3)
+    ]
+    whole = [
+        _read_labels(b)[1] for b in pipeline(images, cfg, training=True, labels=labels, order=order)
+    ]
+    assert [list(r) for r in rest] == [list(w) for w in whole[3:]]
+
+
+def test_limit_keeps_each_label_with_its_image(tmp_path):
+    images, labels = _labelled(80)
+    folder = tmp_path / "mnist"
+    for prefix, part in (("train", slice(0, 60)), ("t10k", slice(60, 80))):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images[part, ..., 0])
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels[part])
+    found = data.load(replace(config.preset("gan-mnist").data, data_dir=str(tmp_path), limit=25))
+    assert len(found.train) == 25 and len(found.test) == 20
+    for split, split_labels in ((found.train, found.train_labels), (found.test, found.test_labels)):
+        np.testing.assert_array_equal(split[:, 0, 0, 0] // 10, split_labels)
