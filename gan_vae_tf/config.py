@@ -18,6 +18,7 @@ from gan_vae_tf.errors import UserError
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 MODEL_SECTIONS = ("gan", "vae")  # a config's `model` names the section that sizes its model
 DATASETS = ("mnist", "fashion_mnist", "anime")
+LABELLED_DATASETS = ("mnist", "fashion_mnist")  # the image folders (anime) have no labels
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
@@ -61,6 +62,7 @@ class GANConfig:
     pixel_shuffle: bool = False
     fused_batchnorm: bool = False
     sample_with_ema: bool = True  # PNGs, evaluate and report sample the EMA generator when kept
+    classes: int = 0  # > 0: class-conditional, G and D see a one-hot label (labelled data only)
 
     def check_images(self, data: DataConfig) -> None:
         """What a DCGAN of these sizes asks of the run's images."""
@@ -90,6 +92,7 @@ class VAEConfig:
     )
     learn_obs_sigma: bool = False  # learn the Gaussian's std (one for all pixels) with the ELBO
     kl_warmup: int = 0  # steps over which the KL's weight in the training loss rises from 0 to 1
+    classes: int = 0  # > 0: a CVAE conditioned on a one-hot label (labelled data only)
 
     def check_images(self, data: DataConfig) -> None:
         """What a VAE of these sizes and likelihood asks of the run's images."""
@@ -418,5 +421,13 @@ def validate(cfg: Config) -> Config:
         )
     if cfg.model not in MODEL_SECTIONS:
         raise UserError(f"model must be one of {', '.join(MODEL_SECTIONS)}, got {cfg.model!r}")
-    getattr(cfg, cfg.model).check_images(d)
+    section = getattr(cfg, cfg.model)
+    section.check_images(d)
+    if section.classes < 0:
+        raise UserError(f"{cfg.model}.classes must be >= 0, got {section.classes}")
+    if section.classes and d.dataset not in LABELLED_DATASETS:
+        raise UserError(
+            f"a class-conditional model needs labels, and {d.dataset} images have none: "
+            f"use {' or '.join(LABELLED_DATASETS)}, or {cfg.model}.classes=0"
+        )
     return cfg

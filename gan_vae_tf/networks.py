@@ -31,12 +31,14 @@ def generator(cfg: Config, policy: str = "float32") -> keras.Sequential:
     """Noise -> Dense to a small map -> Conv2DTranspose stack -> tanh image in [-1, 1].
 
     DCGAN-64's first 4x4 transposed convolution of a 1x1 noise map is the same linear map as
-    this Dense projection, so both reports' generators fit one builder.
+    this Dense projection, so both reports' generators fit one builder. A class-conditional
+    generator takes the noise with the label's one-hot code after it (`gan.classes` more
+    inputs); the model puts it there.
     """
     g, (size, _, channels) = cfg.gan, cfg.image_shape
     base = size // math.prod(g.gen_strides)
     stack = [
-        keras.Input((g.noise_dim,)),
+        keras.Input((g.noise_dim + g.classes,)),
         layers.Dense(base * base * g.gen_base_width, use_bias=False, dtype=policy),
         _batchnorm(g, policy),
         _activation(g.gen_activation, g.leaky_slope, policy),
@@ -61,7 +63,9 @@ def generator(cfg: Config, policy: str = "float32") -> keras.Sequential:
 def discriminator(cfg: Config, policy: str = "float32") -> keras.Sequential:
     """Image -> stride-2 Conv2D stack -> one float32 logit.
 
-    DCGAN-64's final 4x4 valid convolution over a 4x4 map equals this Flatten + Dense(1).
+    DCGAN-64's final 4x4 valid convolution over a 4x4 map equals this Flatten + Dense(1). A
+    class-conditional discriminator sees the label as `gan.classes` more channels, one-hot
+    planes after the image's own (the model puts them there).
     """
     g = cfg.gan
 
@@ -72,7 +76,8 @@ def discriminator(cfg: Config, policy: str = "float32") -> keras.Sequential:
             layers.SpectralNormalization(layer, dtype="float32") if g.disc_spectral_norm else layer
         )
 
-    stack: list = [keras.Input(cfg.image_shape)]
+    size, _, channels = cfg.image_shape
+    stack: list = [keras.Input((size, size, channels + g.classes))]
     for i, width in enumerate(g.disc_widths):
         first = own_layers.PixelUnshuffleConv2D if g.pixel_shuffle and i == 0 else layers.Conv2D
         stack.append(
@@ -106,9 +111,10 @@ def _vae_block(conv, width: int, v, policy: str) -> list:
 
 
 def encoder(cfg: Config, policy: str = "float32") -> keras.Sequential:
-    """Image -> stride-2 Conv2D stack -> [mean, logvar] of q(z|x), float32, concatenated."""
-    v = cfg.vae
-    stack: list = [keras.Input(cfg.image_shape)]
+    """Image -> stride-2 Conv2D stack -> [mean, logvar] of q(z|x), float32, concatenated. A
+    CVAE's encoder sees the label as `vae.classes` one-hot planes after the image's channels."""
+    v, (size, _, channels) = cfg.vae, cfg.image_shape
+    stack: list = [keras.Input((size, size, channels + v.classes))]
     for width in v.encoder_widths:
         stack += _vae_block(layers.Conv2D, width, v, policy)
     stack += [layers.Flatten(dtype=policy), layers.Dense(2 * v.latent_dim, dtype="float32")]
@@ -116,11 +122,12 @@ def encoder(cfg: Config, policy: str = "float32") -> keras.Sequential:
 
 
 def decoder(cfg: Config, policy: str = "float32") -> keras.Sequential:
-    """z -> Dense to a small map -> stride-2 Conv2DTranspose stack -> float32 pixel logits."""
+    """z -> Dense to a small map -> stride-2 Conv2DTranspose stack -> float32 pixel logits. A
+    CVAE's decoder takes z with the label's one-hot code after it."""
     v, (size, _, channels) = cfg.vae, cfg.image_shape
     base = size // 2 ** len(v.decoder_widths)
     stack: list = [
-        keras.Input((v.latent_dim,)),
+        keras.Input((v.latent_dim + v.classes,)),
         layers.Dense(base * base * v.decoder_base_width, dtype=policy),
         _activation(v.activation, 0.2, policy),
         layers.Reshape((base, base, v.decoder_base_width), dtype=policy),

@@ -8,7 +8,7 @@ from keras import ops
 
 from gan_vae_tf import losses
 from gan_vae_tf.config import GANConfig
-from gan_vae_tf.models import optimizers
+from gan_vae_tf.models import conditioning, optimizers
 from gan_vae_tf.models.base import MultiOptimizerModel
 
 
@@ -41,6 +41,10 @@ class DCGAN(MultiOptimizerModel):
     updated inside the compiled train step: averaged weights give smoother, steadier samples
     than the last step's. `label_smoothing` is one-sided: the discriminator's target for real
     images is 1 - label_smoothing.
+
+    With `classes` > 0 the model is class-conditional: training batches are (images, labels),
+    the generator draws each fake for the label of the real image beside it in the batch, and
+    both networks see the label (`conditioning`).
     """
 
     optimizer_names = ("g_optimizer", "d_optimizer")
@@ -57,7 +61,7 @@ class DCGAN(MultiOptimizerModel):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
-        self.noise_dim = int(generator.input_shape[-1])
+        self.noise_dim = int(generator.input_shape[-1]) - self.options.classes
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         keep_average = self.options.ema_decay > 0
         if keep_average and generator_ema is None:
@@ -104,20 +108,45 @@ class DCGAN(MultiOptimizerModel):
     def sample_noise(self, n: int):
         return keras.random.normal((n, self.noise_dim), seed=self.seed_generator)
 
-    def call(self, noise, training: bool = False):
-        return self.generator_for()(noise, training=training)
+    def sample_labels(self, n: int):
+        """n labels drawn uniformly from the classes (for samples no label was asked for)."""
+        return keras.random.randint((n,), 0, self.options.classes, seed=self.seed_generator)
 
-    def sample(self, n: int, generator: str | None = None):
+    def generate(self, noise, labels=None, training: bool = False, net=None):
+        """Images in [-1, 1] from noise (and, when conditional, labels) by `net` (default:
+        the trained generator)."""
+        if self.options.classes and labels is None:
+            raise ValueError("a class-conditional DCGAN draws images for labels: give labels")
+        codes = conditioning.with_label_code(noise, labels, self.options.classes)
+        return (net or self.generator)(codes, training=training)
+
+    def discriminate(self, images, labels=None, training: bool = False):
+        """The discriminator's float32 logits for images (and, when conditional, labels)."""
+        planes = conditioning.with_label_planes(images, labels, self.options.classes)
+        return self.discriminator(planes, training=training)
+
+    def call(self, noise, labels=None, training: bool = False):
+        return self.generate(noise, labels, training, self.generator_for())
+
+    def sample(self, n: int, generator: str | None = None, labels=None):
         """n generated images in [0, 1] (the same range as `VAE.sample`) from the generator
-        `generator_for(generator)` names."""
-        return (self.generator_for(generator)(self.sample_noise(n), training=False) + 1.0) / 2.0
+        `generator_for(generator)` names; a conditional model's for `labels` (uniform when
+        None)."""
+        if self.options.classes and labels is None:
+            labels = self.sample_labels(n)
+        net = self.generator_for(generator)
+        return (self.generate(self.sample_noise(n), labels, False, net) + 1.0) / 2.0
+
+    def _unpack(self, data):
+        """(images, labels) of a batch: labels only for a conditional model."""
+        return (data[0], data[1]) if self.options.classes else (data, None)
 
     def _update_ema(self) -> None:
         update_average(
             self.generator_ema, self.generator, self.options.ema_decay, self.g_optimizer.iterations
         )
 
-    def _real_logits_and_r1(self, real):
+    def _real_logits_and_r1(self, real, labels=None):
         """D's logits on real images and the R1 penalty, the mean squared norm of D's gradient
         at them. The inner tape lets the caller's tape differentiate the penalty too; under
         mixed_float16 its backward pass runs at the discriminator optimizer's loss scale, so
@@ -126,20 +155,20 @@ class DCGAN(MultiOptimizerModel):
         scale = optimizers.loss_scale(self.d_optimizer)
         with tf.GradientTape() as tape:
             tape.watch(real)
-            real_logits = self.discriminator(real, training=True)
+            real_logits = self.discriminate(real, labels, training=True)
             total = ops.sum(ops.cast(real_logits, "float32")) * scale
         return real_logits, losses.gradient_penalty(tape.gradient(total, real) / scale)
 
-    def _real_logits_and_penalty(self, real):
+    def _real_logits_and_penalty(self, real, labels):
         """D's logits on real images and the weighted R1 penalty, gamma / 2 times R1, when it
         is due on every step; else 0 (no R1, or lazy R1, which `_lazy_r1_gradients` adds)."""
         gamma, every = self.options.r1_gamma, self.options.r1_every
         if not gamma or every > 1:
-            return self.discriminator(real, training=True), 0.0
-        real_logits, r1 = self._real_logits_and_r1(real)
+            return self.discriminate(real, labels, training=True), 0.0
+        real_logits, r1 = self._real_logits_and_r1(real, labels)
         return real_logits, 0.5 * gamma * r1
 
-    def _lazy_r1_gradients(self, real, variables) -> list:
+    def _lazy_r1_gradients(self, real, labels, variables) -> list:
         """Lazy R1 (StyleGAN2's lazy regularization): on every `r1_every`-th discriminator
         step, the gradients of the penalty at `r1_every` times its weight, so its mean pull is
         unchanged; zeros on the steps between. Taken in a `tf.cond` of their own, apart from
@@ -152,7 +181,7 @@ class DCGAN(MultiOptimizerModel):
 
         def due():
             with tf.GradientTape() as tape:
-                _, r1 = self._real_logits_and_r1(real)
+                _, r1 = self._real_logits_and_r1(real, labels)
                 penalty = optimizers.scaled_loss(self.d_optimizer, 0.5 * gamma * every * r1)
             grads = tape.gradient(penalty, variables)  # None for a weight R1 ignores (a bias)
             pairs = zip(grads, variables, strict=True)
@@ -163,62 +192,67 @@ class DCGAN(MultiOptimizerModel):
 
         return tf.cond(ops.equal(self.d_optimizer.iterations % every, 0), due, not_due)
 
-    def _update_discriminator(self, tape, scaled_loss, real):
+    def _update_discriminator(self, tape, scaled_loss, real, labels):
         """One discriminator update from its BCE (and R1) tape, plus lazy R1's gradients."""
         variables = self.discriminator.trainable_variables
         grads = tape.gradient(scaled_loss, variables)
         if self.options.r1_gamma and self.options.r1_every > 1:
-            lazy = self._lazy_r1_gradients(real, variables)
+            lazy = self._lazy_r1_gradients(real, labels, variables)
             grads = [g + r for g, r in zip(grads, lazy, strict=True)]
         return optimizers.apply_gradients(grads, self.d_optimizer, variables)
 
-    def _discriminator_loss(self, real, fake):
+    def _discriminator_loss(self, real, fake, labels=None):
         """(BCE loss, weighted R1 penalty, real logits, fake logits) of the discriminator on one
         real and one generated batch. The penalty is kept apart from the loss it is trained
         with so the logged `d_loss` is the same BCE that `test_step` reports, and stays finite
         when a float16 step overflows."""
-        real_logits, penalty = self._real_logits_and_penalty(real)
-        fake_logits = self.discriminator(fake, training=True)
+        real_logits, penalty = self._real_logits_and_penalty(real, labels)
+        fake_logits = self.discriminate(fake, labels, training=True)
         loss = losses.discriminator_loss(
             real_logits, fake_logits, real_label=1.0 - self.options.label_smoothing
         )
         return loss, penalty, real_logits, fake_logits
 
-    def train_step(self, real):
+    def train_step(self, data):
         """One update of each network from one generated batch, in the order the options say."""
+        real, labels = self._unpack(data)
         noise = self.sample_noise(ops.shape(real)[0])
         step = self._alternating_step if self.options.alternating else self._simultaneous_step
-        d_loss, g_loss, real_logits, fake_logits = step(real, noise)
+        d_loss, g_loss, real_logits, fake_logits = step(real, labels, noise)
         if self.generator_ema is not None:
             self._update_ema()
         return self._track(d_loss, g_loss, real_logits, fake_logits)
 
-    def _simultaneous_step(self, real, noise):
+    def _simultaneous_step(self, real, labels, noise):
         """Both losses from the same discriminator pass: the generator is updated, then the
         discriminator."""
         with tf.GradientTape() as g_tape:
-            fake = self.generator(noise, training=True)
+            fake = self.generate(noise, labels, training=True)
             with tf.GradientTape() as d_tape:
-                d_loss, penalty, real_logits, fake_logits = self._discriminator_loss(real, fake)
+                d_loss, penalty, real_logits, fake_logits = self._discriminator_loss(
+                    real, fake, labels
+                )
                 d_scaled = optimizers.scaled_loss(self.d_optimizer, d_loss + penalty)
             g_loss = losses.generator_loss(fake_logits)
             g_scaled = optimizers.scaled_loss(self.g_optimizer, g_loss)
         g_skipped = self._update_generator(g_tape, g_scaled)
-        d_skipped = self._update_discriminator(d_tape, d_scaled, real)
+        d_skipped = self._update_discriminator(d_tape, d_scaled, real, labels)
         self._count_skips(g_skipped, d_skipped)
         return d_loss, g_loss, real_logits, fake_logits
 
-    def _alternating_step(self, real, noise):
+    def _alternating_step(self, real, labels, noise):
         """The discriminator is updated first, and the generator's loss is taken from the
         updated discriminator: one more pass over the fakes, no second generator pass."""
         with tf.GradientTape() as g_tape:
-            fake = self.generator(noise, training=True)
+            fake = self.generate(noise, labels, training=True)
             with tf.GradientTape() as d_tape:
-                d_loss, penalty, real_logits, fake_logits = self._discriminator_loss(real, fake)
+                d_loss, penalty, real_logits, fake_logits = self._discriminator_loss(
+                    real, fake, labels
+                )
                 d_scaled = optimizers.scaled_loss(self.d_optimizer, d_loss + penalty)
             with g_tape.stop_recording():
-                d_skipped = self._update_discriminator(d_tape, d_scaled, real)
-            g_loss = losses.generator_loss(self.discriminator(fake, training=True))
+                d_skipped = self._update_discriminator(d_tape, d_scaled, real, labels)
+            g_loss = losses.generator_loss(self.discriminate(fake, labels, training=True))
             g_scaled = optimizers.scaled_loss(self.g_optimizer, g_loss)
         g_skipped = self._update_generator(g_tape, g_scaled)
         self._count_skips(g_skipped, d_skipped)
@@ -228,10 +262,13 @@ class DCGAN(MultiOptimizerModel):
         variables = self.generator.trainable_variables
         return optimizers.apply_loss(tape, scaled_loss, self.g_optimizer, variables)
 
-    def test_step(self, real):
-        fake = self.generator_for()(self.sample_noise(ops.shape(real)[0]), training=False)
-        real_logits = self.discriminator(real, training=False)
-        fake_logits = self.discriminator(fake, training=False)
+    def test_step(self, data):
+        real, labels = self._unpack(data)
+        fake = self.generate(
+            self.sample_noise(ops.shape(real)[0]), labels, False, self.generator_for()
+        )
+        real_logits = self.discriminate(real, labels)
+        fake_logits = self.discriminate(fake, labels)
         return self._track(
             losses.discriminator_loss(real_logits, fake_logits),
             losses.generator_loss(fake_logits),

@@ -11,7 +11,7 @@ from keras import ops
 from gan_vae_tf import losses
 from gan_vae_tf.config import VAEConfig
 from gan_vae_tf.layers import Reparameterize
-from gan_vae_tf.models import optimizers
+from gan_vae_tf.models import conditioning, optimizers
 from gan_vae_tf.models.base import MultiOptimizerModel
 
 
@@ -28,6 +28,9 @@ class VAE(MultiOptimizerModel):
     With `kl_warmup` = W > 0 the training loss weighs the KL by min(1, t / W) at optimizer
     step t (counted from 0, so a resumed run continues the schedule exactly); the logged and
     evaluated ELBO is always the true one.
+
+    With `classes` > 0 it is a CVAE: batches are (images, labels), and the encoder q(z|x, y) and
+    the decoder p(x|z, y) both see the label (`conditioning`); the prior stays N(0, I).
     """
 
     optimizer_names = ("vae_optimizer",)
@@ -38,7 +41,7 @@ class VAE(MultiOptimizerModel):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
-        self.latent_dim = int(decoder.input_shape[-1])
+        self.latent_dim = int(decoder.input_shape[-1]) - self.options.classes
         self.reparameterize = Reparameterize(seed=self.seed, name="reparameterize")
         self.prior_seed = keras.random.SeedGenerator(None if self.seed is None else self.seed + 1)
         self.trackers = {
@@ -79,43 +82,56 @@ class VAE(MultiOptimizerModel):
     def compile(self, vae_optimizer=None, **kwargs):
         super().compile(vae_optimizer=vae_optimizer, **kwargs)
 
-    def encode(self, x, training: bool = False):
-        stats = ops.cast(self.encoder(x, training=training), "float32")
+    def _needs(self, labels) -> None:
+        if self.options.classes and labels is None:
+            raise ValueError("a CVAE encodes and decodes for labels: give labels")
+
+    def encode(self, x, labels=None, training: bool = False):
+        """(mean, log-variance) of q(z|x) (of q(z|x, y) with labels), float32."""
+        self._needs(labels)
+        planes = conditioning.with_label_planes(x, labels, self.options.classes)
+        stats = ops.cast(self.encoder(planes, training=training), "float32")
         mean, logvar = ops.split(stats, 2, axis=-1)
         return mean, logvar
 
-    def decode(self, z, training: bool = False):
+    def decode(self, z, labels=None, training: bool = False):
         """Pixel logits; `ops.sigmoid` of them is the mean image in [0, 1]."""
-        return ops.cast(self.decoder(z, training=training), "float32")
+        self._needs(labels)
+        codes = conditioning.with_label_code(z, labels, self.options.classes)
+        return ops.cast(self.decoder(codes, training=training), "float32")
 
-    def call(self, x, training: bool = False):
-        mean, logvar = self.encode(x, training)
-        return self.decode(self.reparameterize(mean, logvar), training)
+    def call(self, x, labels=None, training: bool = False):
+        mean, logvar = self.encode(x, labels, training)
+        return self.decode(self.reparameterize(mean, logvar), labels, training)
 
-    def sample(self, n: int):
-        """Mean images of decoded prior samples z ~ N(0, I)."""
+    def sample(self, n: int, labels=None):
+        """Mean images of decoded prior samples z ~ N(0, I); a CVAE's for `labels` (uniform
+        over the classes when None)."""
         z = keras.random.normal((n, self.latent_dim), seed=self.prior_seed)
-        return ops.sigmoid(self.decode(z))
+        if self.options.classes and labels is None:
+            labels = keras.random.randint((n,), 0, self.options.classes, seed=self.prior_seed)
+        return ops.sigmoid(self.decode(z, labels))
 
-    def reconstruct(self, x):
+    def reconstruct(self, x, labels=None):
         """Mean images decoded from the posterior means: the deterministic reconstruction."""
-        mean, _ = self.encode(x)
-        return ops.sigmoid(self.decode(mean))
+        mean, _ = self.encode(x, labels)
+        return ops.sigmoid(self.decode(mean, labels))
 
-    def elbo_terms(self, x, training: bool = False):
-        """Per-image (elbo, log p(x|z), kl), each float32 of shape (batch,)."""
-        mean, logvar = self.encode(x, training)
-        logits = self.decode(self.reparameterize(mean, logvar), training)
+    def elbo_terms(self, x, labels=None, training: bool = False):
+        """Per-image (elbo, log p(x|z), kl), each float32 of shape (batch,); a CVAE's
+        conditioned on the images' labels."""
+        mean, logvar = self.encode(x, labels, training)
+        logits = self.decode(self.reparameterize(mean, logvar), labels, training)
         log_px_z = losses.reconstruction_log_prob(
             x, logits, self.options.likelihood, self.obs_sigma
         )
         kl = losses.kl_to_standard_normal(mean, logvar)
         return log_px_z - kl, log_px_z, kl
 
-    def log_importance_weights(self, x, k: int):
+    def log_importance_weights(self, x, k: int, labels=None):
         """(batch, k) values of log p(x|z) + log p(z) - log q(z|x) for k draws z ~ q(z|x):
         their log-mean-exp is the IWAE bound, their mean the ELBO."""
-        mean, logvar = self.encode(x)
+        mean, logvar = self.encode(x, labels)
         batch = ops.shape(mean)[0]
 
         def rep(t):
@@ -124,17 +140,23 @@ class VAE(MultiOptimizerModel):
         mean_k, logvar_k = rep(mean), rep(logvar)
         z = self.reparameterize(mean_k, logvar_k)
         x_k = ops.repeat(x, k, axis=0)
+        labels_k = None if labels is None else ops.repeat(labels, k, axis=0)
         log_px_z = losses.reconstruction_log_prob(
-            x_k, self.decode(z), self.options.likelihood, self.obs_sigma
+            x_k, self.decode(z, labels_k), self.options.likelihood, self.obs_sigma
         )
         log_pz = losses.normal_log_prob(z, ops.zeros_like(z), ops.zeros_like(z))
         log_qz = losses.normal_log_prob(z, mean_k, logvar_k)
         return ops.reshape(log_px_z + log_pz - log_qz, (batch, k))
 
-    def train_step(self, x):
+    def _unpack(self, data):
+        """(images, labels) of a batch: labels only for a CVAE."""
+        return (data[0], data[1]) if self.options.classes else (data, None)
+
+    def train_step(self, data):
+        x, labels = self._unpack(data)
         kl_weight = self.kl_weight()
         with tf.GradientTape() as tape:
-            elbo, log_px_z, kl = self.elbo_terms(x, training=True)
+            elbo, log_px_z, kl = self.elbo_terms(x, labels, training=True)
             objective = log_px_z - kl_weight * kl if self.options.kl_warmup else elbo
             loss = -ops.mean(objective)
             scaled = optimizers.scaled_loss(self.vae_optimizer, loss)
@@ -145,8 +167,9 @@ class VAE(MultiOptimizerModel):
             self.trackers["kl_weight"].update_state(kl_weight)
         return self._track(loss, elbo, log_px_z, kl)
 
-    def test_step(self, x):
-        elbo, log_px_z, kl = self.elbo_terms(x, training=False)
+    def test_step(self, data):
+        x, labels = self._unpack(data)
+        elbo, log_px_z, kl = self.elbo_terms(x, labels, training=False)
         return self._track(-ops.mean(elbo), elbo, log_px_z, kl)
 
     def _track(self, loss, elbo, log_px_z, kl):

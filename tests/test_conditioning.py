@@ -1,0 +1,112 @@
+"""Class-conditional models: how the networks see the label, and what changes with it."""
+
+from dataclasses import replace
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan_vae_tf import config, data, kinds, models
+from gan_vae_tf.errors import UserError
+from gan_vae_tf.models import conditioning
+from helpers import pipeline, tiny_config
+
+
+def _conditional(preset: str, classes: int = 3):
+    cfg = tiny_config(preset)
+    section = preset.split("-")[0]
+    return replace(cfg, **{section: replace(getattr(cfg, section), classes=classes)})
+
+
+def test_a_label_is_a_one_hot_code_after_the_codes_and_one_hot_planes_after_the_channels():
+    codes = conditioning.with_label_code(tf.zeros((2, 4)), tf.constant([2, 0]), 3).numpy()
+    np.testing.assert_array_equal(codes[:, 4:], [[0, 0, 1], [1, 0, 0]])
+    images = tf.fill((2, 5, 5, 1), 0.5)
+    planes = conditioning.with_label_planes(images, tf.constant([1, 2]), 3).numpy()
+    assert planes.shape == (2, 5, 5, 4)
+    np.testing.assert_array_equal(planes[..., 0], 0.5)
+    np.testing.assert_array_equal(planes[0, ..., 1:], np.broadcast_to([0, 1, 0], (5, 5, 3)))
+    np.testing.assert_array_equal(planes[1, ..., 1:], np.broadcast_to([0, 0, 1], (5, 5, 3)))
+    assert conditioning.with_label_code(images, None, 0) is images  # unconditional: untouched
+
+
+@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
+def test_with_the_same_noise_a_different_label_draws_a_different_image(preset):
+    cfg = _conditional(preset)
+    model = kinds.build(cfg)
+    z = np.random.default_rng(0).standard_normal((1, kinds.of(cfg).code_size(cfg)), "float32")
+    draw = model.generate if preset.startswith("gan") else model.decode
+    images = [draw(z, tf.constant([label])).numpy() for label in range(3)]
+    assert not np.allclose(images[0], images[1]) and not np.allclose(images[1], images[2])
+    np.testing.assert_array_equal(draw(z, tf.constant([1])).numpy(), images[1])
+
+
+def test_the_conditional_discriminator_loss_on_a_hand_checked_case():
+    """D sees only the label planes: logit = 5 x 5 x k[y] + b. With real and fake drawn for
+    the same labels, the BCE is mean softplus(-l_y) over the reals plus mean softplus(l_y) over
+    the fakes, whatever the images."""
+    cfg = _conditional("gan-mnist")
+    generator = kinds.build(cfg).generator
+    discriminator = keras.Sequential(
+        [keras.Input((28, 28, 4)), keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
+    per_class = np.array([0.01, -0.02, 0.03], "float32")
+    kernel = np.zeros((28, 28, 4), "float32")
+    kernel[..., 1:] = per_class
+    discriminator.layers[-1].kernel.assign(kernel.reshape(-1, 1))
+    discriminator.layers[-1].bias.assign([0.1])
+    model = models.DCGAN(generator, discriminator, options=cfg.gan, seed=0)
+    model.compile(g_optimizer=keras.optimizers.SGD(0.0), d_optimizer=keras.optimizers.SGD(0.0))
+    real = tf.random.uniform((6, 28, 28, 1), -1.0, 1.0)
+    labels = tf.constant([0, 1, 2, 2, 1, 0])
+    logs = model.train_step((real, labels))
+    logit = 28 * 28 * per_class[labels.numpy()] + 0.1
+    softplus = np.log1p(np.exp(-np.abs(logit))) + np.maximum(logit, 0)
+    expected = np.mean(softplus - logit) + np.mean(softplus)  # softplus(-l) = softplus(l) - l
+    assert float(logs["d_loss"]) == pytest.approx(expected, rel=1e-5)
+    assert float(logs["d_real"]) == pytest.approx(np.mean(1 / (1 + np.exp(-logit))), rel=1e-5)
+
+
+def test_a_cvae_elbo_depends_on_the_label_it_is_given():
+    cfg = _conditional("vae-mnist")
+    model = kinds.build(cfg)
+    x = kinds.of(cfg).pixels(cfg).scale(data.synthetic(8).train[:4])
+    elbos = [model.elbo_terms(x, tf.fill((4,), label))[0].numpy() for label in range(3)]
+    assert not np.allclose(elbos[0], elbos[1])
+
+
+@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
+def test_a_conditional_model_trains_on_labelled_batches_and_keeps_its_keras_file(tmp_path, preset):
+    cfg = _conditional(preset)
+    model = kinds.build(cfg)
+    ds = data.synthetic(40)
+    batches = pipeline(ds.train, cfg, training=True, labels=ds.train_labels % 3)
+    logs = model.fit(batches, epochs=1, verbose=0, shuffle=False).history
+    assert all(np.isfinite(v[-1]) for v in logs.values())
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.options.classes == 3
+    z = np.zeros((2, kinds.of(cfg).code_size(cfg)), "float32")
+    draw = (
+        (lambda m: m.generate(z, tf.constant([0, 2])))
+        if preset.startswith("gan")
+        else (lambda m: m.decode(z, tf.constant([0, 2])))
+    )
+    np.testing.assert_allclose(draw(loaded).numpy(), draw(model).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_conditional_model_without_labels_is_refused_and_samples_draw_them():
+    cfg = _conditional("gan-mnist")
+    model = kinds.build(cfg)
+    with pytest.raises(ValueError, match="give labels"):
+        model.generate(np.zeros((1, cfg.gan.noise_dim), "float32"))
+    assert model.sample(5).shape == (5, 28, 28, 1)
+
+
+def test_a_conditional_model_on_unlabelled_images_is_a_one_line_error():
+    cfg = config.preset("gan-anime")
+    with pytest.raises(UserError, match="anime images have none"):
+        config.override(cfg, ["gan.classes=10"])
+    with pytest.raises(UserError, match="vae.classes must be >= 0"):
+        config.override(config.preset("vae-mnist"), ["vae.classes=-1"])
