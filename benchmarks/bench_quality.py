@@ -95,7 +95,7 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: f
     folder = grids / safe
     folder.mkdir(parents=True, exist_ok=True)
     four_by_four = replace(cfg, train=replace(cfg.train, sample_grid=4))
-    inputs = kind.grid_inputs(four_by_four, dataset.test, np.random.default_rng(1234))
+    inputs = kind.grid_inputs(four_by_four, dataset, np.random.default_rng(1234))
 
     def probe(m, spent: float, steps: int) -> dict:
         plots.save_png(

@@ -44,8 +44,12 @@ def evaluate(
     result = kind.test_metrics(model, cfg, dataset, request)
     n = quality.reference_size(request.quality_num, len(dataset.test))
     if n >= 2:
-        fake = kind.samples(model, n, request)
-        result["quality"] = evaluation.sample_quality(cfg, dataset, fake, request.inception_weights)
+        classes = kind.classes(cfg)
+        requested = evaluation.balanced_labels(n, classes) if classes else None
+        fake = kind.samples(model, n, request, requested)
+        result["quality"] = evaluation.sample_quality(
+            cfg, dataset, fake, request.inception_weights, requested
+        )
     result = {"preset": cfg.preset, "model": cfg.model, "data_source": dataset.source, **result}
     rundir.write_json(rundir.RunDir(run_dir).metrics, result)
     return result

@@ -47,6 +47,19 @@ class Kind:
         """The config section the model reads (`GANConfig`, `VAEConfig`)."""
         return getattr(cfg, self.name)
 
+    def classes(self, cfg: Config) -> int:
+        """How many labels a class-conditional model draws for (0: unconditional)."""
+        return self.options(cfg).classes
+
+    def labels(self, cfg: Config, labels: np.ndarray | None, split: str) -> np.ndarray | None:
+        """The labels a conditional model trains or is measured on (None for an unconditional
+        one), or a UserError when the data came without them."""
+        if not self.classes(cfg):
+            return None
+        if labels is None:
+            raise UserError(f"a class-conditional model needs the {split} images' labels")
+        return labels
+
     def build(self, cfg: Config, policy: str = "float32") -> MultiOptimizerModel:
         """The uncompiled model a config describes, layers under the dtype `policy`."""
         raise NotImplementedError
@@ -55,7 +68,7 @@ class Kind:
         """The optimizers `compile()` takes, by name, for a run of `total_steps`."""
         raise NotImplementedError
 
-    def grid_inputs(self, cfg: Config, test_images: np.ndarray, rng) -> dict[str, np.ndarray]:
+    def grid_inputs(self, cfg: Config, dataset: data.Splits, rng) -> dict[str, np.ndarray]:
         """The inputs of the per-epoch sample grid, drawn once per run (and checkpointed), so
         successive epochs show the same samples improving."""
         raise NotImplementedError
@@ -68,9 +81,19 @@ class Kind:
         """What `evaluate` measures of this kind on held-out images, sample quality aside."""
         raise NotImplementedError
 
-    def samples(self, model, n: int, request: evaluation.Request) -> np.ndarray:
-        """n uint8 samples, as `evaluate` scores them."""
-        return evaluation.samples(model, n)
+    def samples(
+        self, model, n: int, request: evaluation.Request, labels: np.ndarray | None = None
+    ) -> np.ndarray:
+        """n uint8 samples, as `evaluate` scores them (a conditional model's for `labels`)."""
+        return evaluation.samples(model, n, labels)
+
+    def held_out(self, cfg: Config, dataset, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """A seeded random n of the held-out images, with their labels when the model is
+        conditioned on them."""
+        idx = data.sample_indices(len(dataset.test), n)
+        images = dataset.test if idx is None else dataset.test[idx]
+        labels = self.labels(cfg, dataset.test_labels, "test")
+        return images, (labels if labels is None or idx is None else labels[idx])
 
     def latent_space(self, cfg: Config) -> str:
         """The report's words for the model's latent space."""
@@ -91,9 +114,21 @@ class Kind:
         raise NotImplementedError
 
 
-def _grid_codes(cfg: Config, rng, dim: int) -> np.ndarray:
-    """The fixed normal codes of the per-epoch PNG: `train.sample_grid` squared of them."""
-    return rng.standard_normal((cfg.train.sample_grid**2, dim)).astype("float32")
+def _grid_codes(cfg: Config, rng, dim: int, classes: int = 0) -> dict[str, np.ndarray]:
+    """The fixed normal codes of the per-epoch PNG: `train.sample_grid` squared of them; for a
+    conditional model, one row per class of `train.sample_grid` codes, the same in every row,
+    so a column shows one style drawn as every class ({"codes", "labels"})."""
+    side = cfg.train.sample_grid
+    if not classes:
+        return {"codes": rng.standard_normal((side**2, dim)).astype("float32")}
+    row = rng.standard_normal((side, dim)).astype("float32")
+    labels = np.repeat(np.arange(classes, dtype=np.int32), side)
+    return {"codes": np.tile(row, (classes, 1)), "labels": labels}
+
+
+def _grid(images: np.ndarray, inputs: dict[str, np.ndarray], side: int | None) -> np.ndarray:
+    """A square grid, or one row of `side` images per class when the inputs have labels."""
+    return plots.grid(images, side if "labels" in inputs else None)
 
 
 class GANKind(Kind):
@@ -112,24 +147,29 @@ class GANKind(Kind):
             "d_optimizer": optimizers.run_adam(cfg.train, total_steps, cfg.gan.disc_learning_rate),
         }
 
-    def grid_inputs(self, cfg: Config, test_images: np.ndarray, rng) -> dict[str, np.ndarray]:
-        return {"noise": _grid_codes(cfg, rng, cfg.gan.noise_dim)}
+    def grid_inputs(self, cfg: Config, dataset: data.Splits, rng) -> dict[str, np.ndarray]:
+        grid = _grid_codes(cfg, rng, cfg.gan.noise_dim, self.classes(cfg))
+        return {"noise": grid.pop("codes"), **grid}
 
     def draw_grid(self, model: DCGAN, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        images = ops.convert_to_numpy(model.generator_for()(inputs["noise"], training=False))
-        return plots.grid(plots.to_uint8(images, self.value_range))
+        labels = inputs.get("labels")
+        images = model.generate(inputs["noise"], labels, False, model.generator_for())
+        side = len(inputs["noise"]) // model.options.classes if labels is not None else None
+        return _grid(plots.to_uint8(ops.convert_to_numpy(images), self.value_range), inputs, side)
 
     def _generator(self, model: DCGAN, request: evaluation.Request) -> str:
         return "raw" if request.raw_generator else model.default_generator
 
     def test_metrics(self, model: DCGAN, cfg: Config, dataset, request) -> dict:
-        real = data.sample(dataset.test, request.num)
+        real, labels = self.held_out(cfg, dataset, request.num)
         which = self._generator(model, request)
-        probabilities = evaluation.discriminator_probabilities(model, real, self.pixels(cfg), which)
+        probabilities = evaluation.discriminator_probabilities(
+            model, real, self.pixels(cfg), which, labels
+        )
         return {**probabilities, "generator": which}
 
-    def samples(self, model: DCGAN, n: int, request: evaluation.Request) -> np.ndarray:
-        return evaluation.samples(model, n, generator=self._generator(model, request))
+    def samples(self, model: DCGAN, n: int, request, labels=None) -> np.ndarray:
+        return evaluation.samples(model, n, labels, generator=self._generator(model, request))
 
     def latent_space(self, cfg: Config) -> str:
         return f"{cfg.gan.noise_dim}-d noise; no encoder, no inference"
@@ -159,25 +199,36 @@ class VAEKind(Kind):
     def optimizers(self, cfg: Config, total_steps: int | None) -> dict:
         return {"vae_optimizer": optimizers.run_adam(cfg.train, total_steps)}
 
-    def grid_inputs(self, cfg: Config, test_images: np.ndarray, rng) -> dict[str, np.ndarray]:
+    def grid_inputs(self, cfg: Config, dataset: data.Splits, rng) -> dict[str, np.ndarray]:
         """Prior codes, and eight held-out images to show beside their reconstructions."""
-        batch = self.pixels(cfg).scale(data.sample(test_images, 8))
-        return {"z": _grid_codes(cfg, rng, cfg.vae.latent_dim), "batch": batch.numpy()}
+        grid = _grid_codes(cfg, rng, cfg.vae.latent_dim, self.classes(cfg))
+        inputs = {"z": grid.pop("codes"), **grid}
+        idx = data.sample_indices(len(dataset.test), 8)
+        idx = np.arange(len(dataset.test)) if idx is None else idx
+        inputs["batch"] = self.pixels(cfg).scale(dataset.test[idx]).numpy()
+        test_labels = self.labels(cfg, dataset.test_labels, "test")
+        if test_labels is not None:
+            inputs["batch_labels"] = test_labels[idx].astype(np.int32)
+        return inputs
 
     def draw_grid(self, model: VAE, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Prior samples (decoded means) beside test images over their reconstructions."""
-        samples = ops.convert_to_numpy(ops.sigmoid(model.decode(inputs["z"])))
-        recon = ops.convert_to_numpy(model.reconstruct(inputs["batch"]))
+        labels = inputs.get("labels")
+        samples = ops.convert_to_numpy(ops.sigmoid(model.decode(inputs["z"], labels)))
+        recon = ops.convert_to_numpy(model.reconstruct(inputs["batch"], inputs.get("batch_labels")))
+        side = len(inputs["z"]) // model.options.classes if labels is not None else None
         return plots.side_by_side(
-            plots.grid(plots.to_uint8(samples)), plots.reconstruction_grid(inputs["batch"], recon)
+            _grid(plots.to_uint8(samples), inputs, side),
+            plots.reconstruction_grid(inputs["batch"], recon),
         )
 
     def test_metrics(self, model: VAE, cfg: Config, dataset, request) -> dict:
         pixels = self.pixels(cfg)
-        result = evaluation.elbo(model, data.sample(dataset.test, request.num), pixels)
+        images, labels = self.held_out(cfg, dataset, request.num)
+        result = evaluation.elbo(model, images, pixels, labels)
         if request.iwae_k > 0:
-            images = data.sample(dataset.test, request.iwae_images)
-            result["iwae"] = evaluation.iwae(model, images, pixels, request.iwae_k)
+            images, labels = self.held_out(cfg, dataset, request.iwae_images)
+            result["iwae"] = evaluation.iwae(model, images, pixels, request.iwae_k, labels)
         return result
 
     def latent_space(self, cfg: Config) -> str:

@@ -217,6 +217,35 @@ def class_histogram(probs: np.ndarray) -> np.ndarray:
 _BINOMIAL_5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0], np.float32) / 16.0
 
 
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """(classes, classes) counts: row i, column j is how many images asked for (or labelled)
+    i the classifier called j."""
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(labels), np.asarray(predicted)), 1)
+    return matrix
+
+
+def class_accuracy(labels: np.ndarray, probs: np.ndarray) -> dict:
+    """How often a classifier's prediction (argmax of `probs`) is the label: overall, per
+    label (None for a label no image has), and its cross-entropy against the labels in nats
+    (what TF-GAN's conditional MNIST example scores)."""
+    labels = np.asarray(labels)
+    probs = np.asarray(probs, dtype=np.float64)
+    predicted = probs.argmax(axis=1)
+    correct = predicted == labels
+    per_class = [
+        float(correct[labels == c].mean()) if np.any(labels == c) else None
+        for c in range(probs.shape[1])
+    ]
+    picked = np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)
+    return {
+        "accuracy": float(correct.mean()),
+        "per_class": per_class,
+        "cross_entropy": float(-np.mean(np.log(picked))),
+        "confusion": confusion_matrix(labels, predicted, probs.shape[1]).tolist(),
+    }
+
+
 def _along(x: np.ndarray, axis: int, index: slice) -> np.ndarray:
     return x[(slice(None),) * axis + (index,)]
 

@@ -46,7 +46,7 @@ def _train(cfg, run, progress: str, resume_from: Path | None, strategy, stop) ->
     policy, why = _precision(cfg, resume_from)
     _seed(cfg)
     dataset, order = _data(cfg)
-    grid_inputs = kind.grid_inputs(cfg, dataset.test, np.random.default_rng(cfg.train.seed))
+    grid_inputs = kind.grid_inputs(cfg, dataset, np.random.default_rng(cfg.train.seed))
     with strategy.scope():
         model = kinds.build(cfg, policy, order.steps)
         state = checkpoint.RunState(model, grid_inputs)
@@ -180,26 +180,38 @@ def _fit(cfg, model, kind, dataset, order, start, saver, steps, progress: str) -
     """fit() from `start` to the last epoch: first the rest of a stopped epoch, over its
     unseen batches only, then every epoch after it."""
     pixels = kind.pixels(cfg)
+    train_labels = kind.labels(cfg, dataset.train_labels, "training")
+    test_labels = kind.labels(cfg, dataset.test_labels, "test")
     fit = dict(
         epochs=cfg.train.epochs,
         callbacks=steps,
         verbose=KERAS_VERBOSE[progress],
         shuffle=False,
         validation_data=(
-            data.pipeline(dataset.test, cfg, pixels, training=False) if kind.validates else None
+            data.pipeline(dataset.test, cfg, pixels, training=False, labels=test_labels)
+            if kind.validates
+            else None
         ),
     )
     epoch = start.epoch
     if start.step and epoch < cfg.train.epochs:
         saver.stop_after_epoch = epoch
         rest = data.pipeline(
-            dataset.train, cfg, pixels, training=True, order=order, first_step=start.step
+            dataset.train,
+            cfg,
+            pixels,
+            training=True,
+            order=order,
+            first_step=start.step,
+            labels=train_labels,
         )
         model.fit(rest, initial_epoch=epoch, **fit)
         saver.stop_after_epoch = None
         epoch += 1
     if epoch < cfg.train.epochs:
-        batches = data.pipeline(dataset.train, cfg, pixels, training=True, order=order)
+        batches = data.pipeline(
+            dataset.train, cfg, pixels, training=True, order=order, labels=train_labels
+        )
         model.fit(batches, initial_epoch=epoch, **fit)
 
 

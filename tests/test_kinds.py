@@ -37,7 +37,7 @@ def test_the_per_epoch_gan_grid_is_sample_grid_tiles_on_a_side():
 
 def test_the_per_epoch_vae_grid_decodes_sample_grid_squared_prior_codes():
     cfg = tiny_config("vae-mnist", sample_grid=3)
-    inputs = kinds.of(cfg).grid_inputs(cfg, data.synthetic(40).test, np.random.default_rng(0))
+    inputs = kinds.of(cfg).grid_inputs(cfg, data.synthetic(40), np.random.default_rng(0))
     assert inputs["z"].shape == (9, cfg.vae.latent_dim)
 
 

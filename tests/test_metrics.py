@@ -248,3 +248,27 @@ def test_swd_rejects_patches_that_do_not_fit(rng):
         metrics.sliced_wasserstein_distance(
             rng.random((2, 32, 32)), rng.random((2, 32, 32)), patch_size=6
         )
+
+
+def test_class_accuracy_finds_a_planted_confusion():
+    """Digits asked for as 3 come out as 5 half the time; everything else is right."""
+    labels = np.repeat(np.arange(10), 20)
+    predicted = labels.copy()
+    threes = np.flatnonzero(labels == 3)
+    predicted[threes[:10]] = 5
+    probs = np.full((200, 10), 0.01)
+    probs[np.arange(200), predicted] = 0.91
+    result = metrics.class_accuracy(labels, probs)
+    assert result["accuracy"] == pytest.approx(190 / 200)
+    assert result["per_class"][3] == pytest.approx(0.5)
+    assert all(a == 1.0 for c, a in enumerate(result["per_class"]) if c != 3)
+    confusion = np.array(result["confusion"])
+    assert confusion[3, 5] == 10 and confusion[3, 3] == 10 and confusion.sum() == 200
+    assert np.trace(confusion) == 190
+    expected = -(190 * np.log(0.91) + 10 * np.log(0.01)) / 200
+    assert result["cross_entropy"] == pytest.approx(expected)
+
+
+def test_a_class_no_image_asks_for_has_no_accuracy():
+    probs = np.eye(3)[[0, 0, 1]]
+    assert metrics.class_accuracy(np.array([0, 0, 1]), probs)["per_class"] == [1.0, 1.0, None]

@@ -72,7 +72,7 @@ def test_evaluate_iwae_reduces_known_log_weights_to_their_bound_and_elbo():
     import tensorflow as tf
 
     class KnownWeights:
-        def log_importance_weights(self, x, k):
+        def log_importance_weights(self, x, k, labels=None):
             share = tf.reduce_mean(x, axis=[1, 2, 3])[:, None]
             return 10.0 * share + tf.math.log(tf.range(1, k + 1, dtype=tf.float32))[None, :]
 
