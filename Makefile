@@ -22,7 +22,7 @@ endif
 TRAIN_FLAGS = $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
               $(if $(RUN),--out $(RUN)) $(ARGS)
 
-.PHONY: install test test-fast lint train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime evaluate generate report tensorboard bench bench-checkpoint bench-quality profile clean
+.PHONY: install test test-fast lint train-gan-mnist train-vae-mnist train-gan-anime train-vae-anime train-cgan-mnist train-cvae-mnist evaluate generate report tensorboard bench bench-checkpoint bench-quality profile clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ train-gan-anime: $(STAMP)
 
 train-vae-anime: $(STAMP)
 	$(PY) -m gan_vae_tf.train --preset vae-anime $(TRAIN_FLAGS)
+
+# Class-conditional digits: the default recipes, told which digit to draw.
+train-cgan-mnist: $(STAMP)
+	$(PY) -m gan_vae_tf.train --preset cgan-mnist $(TRAIN_FLAGS)
+
+train-cvae-mnist: $(STAMP)
+	$(PY) -m gan_vae_tf.train --preset cvae-mnist $(TRAIN_FLAGS)
 
 # RUN=dir evaluates one run; without it, the newest run of every preset in experiments/runs.
 evaluate: $(STAMP)

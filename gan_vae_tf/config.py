@@ -291,7 +291,22 @@ DEFAULT_PRESETS: dict[str, Config] = {
     "vae-anime": replace(REPORT_PRESETS["vae-anime-report"], preset="vae-anime"),
 }
 
-PRESETS: dict[str, Config] = {**DEFAULT_PRESETS, **REPORT_PRESETS}
+
+def _conditional(name: str, preset: str, classes: int = 10) -> Config:
+    """`preset`'s recipe with the label shown to its networks (`gan.classes`/`vae.classes`)."""
+    cfg = DEFAULT_PRESETS[preset]
+    section = replace(getattr(cfg, cfg.model), classes=classes)
+    return replace(cfg, preset=name, **{cfg.model: section})
+
+
+# Class-conditional versions of the digit defaults: "draw a 7". The default recipes with the
+# label as a one-hot input; not yet searched on their own.
+CONDITIONAL_PRESETS: dict[str, Config] = {
+    "cgan-mnist": _conditional("cgan-mnist", "gan-mnist"),
+    "cvae-mnist": _conditional("cvae-mnist", "vae-mnist"),
+}
+
+PRESETS: dict[str, Config] = {**DEFAULT_PRESETS, **CONDITIONAL_PRESETS, **REPORT_PRESETS}
 
 
 def preset(name: str) -> Config:

@@ -73,6 +73,8 @@ TINY = {
     "vae-mnist": TINY_VAE,
     "gan-anime": TINY_GAN64,
     "vae-anime": TINY_VAE64,
+    "cgan-mnist": TINY_GAN,
+    "cvae-mnist": TINY_VAE,
 }
 
 
@@ -85,11 +87,12 @@ def pipeline(images: np.ndarray, cfg: config_lib.Config, **kwargs):
 
 def synthetic_batches(cfg: config_lib.Config, n: int = 32):
     """Training batches of `n + n // 4` synthetic images (the last fifth held out) at the
-    config's image size and batch size."""
-    from gan_vae_tf import data
+    config's image size and batch size, with their labels for a conditional model."""
+    from gan_vae_tf import data, kinds
 
     ds = data.synthetic(n + n // 4, cfg.data.image_size, cfg.data.channels)
-    return pipeline(ds.train, cfg, training=True)
+    labels = ds.train_labels if kinds.of(cfg).classes(cfg) else None
+    return pipeline(ds.train, cfg, training=True, labels=labels)
 
 
 def tiny_config(preset: str, **train) -> config_lib.Config:

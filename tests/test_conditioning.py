@@ -110,3 +110,28 @@ def test_a_conditional_model_on_unlabelled_images_is_a_one_line_error():
         config.override(cfg, ["gan.classes=10"])
     with pytest.raises(UserError, match="vae.classes must be >= 0"):
         config.override(config.preset("vae-mnist"), ["vae.classes=-1"])
+
+
+@pytest.mark.parametrize("preset", ["cgan-mnist", "cvae-mnist"])
+def test_a_conditional_run_draws_a_row_per_class_and_is_scored_by_the_digit_asked_for(
+    tmp_path, mnist_dir, monkeypatch, preset
+):
+    import json
+
+    from PIL import Image
+
+    from gan_vae_tf import evaluate, train
+    from helpers import train_args
+
+    monkeypatch.setenv("GAN_VAE_TF_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert train.main(train_args(preset, mnist_dir, run, "--set", "train.sample_grid=3")) == 0
+    grid = np.asarray(Image.open(run / "samples" / "epoch_0002.png"))
+    assert grid.shape[0] == 2 * (10 * 30 + 2)  # ten rows of digits (the PNG is drawn at 2x)
+    args = [str(run), "--quality-num", "16", "--iwae-k", "3", "--iwae-images", "4"]
+    assert evaluate.main(args) == 0
+    fidelity = json.loads((run / "metrics.json").read_text())["quality"]["class_fidelity"]
+    for side in ("model", "real_floor"):
+        assert 0.0 <= fidelity[side]["accuracy"] <= 1.0
+        assert np.array(fidelity[side]["confusion"]).sum() == 16
+    assert len(fidelity["model"]["per_class"]) == 10
