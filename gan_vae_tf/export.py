@@ -9,6 +9,9 @@ The SavedModel serves without this package (nor Keras): `tf.saved_model.load(OUT
   `tf.random.stateless_normal` from `seed`, the images `gan_vae_tf.load(RUN_DIR).sample(count,
   seed)` returns.
 
+A class-conditional run's signatures take the labels too: `serving_default(codes, labels)`
+(int32, one per code) and `sample(count, seed, label)` (every image of class `label`).
+
 It is written through Keras 3's export API (`keras.export.ExportArchive`). With `--onnx
 FILE.onnx`, `serving_default` is also converted to ONNX by tf2onnx (`pip install
 "gan_vae_tf[onnx]"`): codes in, `images` and `images_uint8` out, for onnxruntime and others.
@@ -44,24 +47,32 @@ def export(run_dir, out_dir, raw_generator: bool = False) -> Path:
     generator = "raw" if raw_generator else None
     size = run.code_size
 
-    def images(codes):
-        floats = run.kind.images_from_codes(run.model, codes, generator)
+    def images(codes, labels=None):
+        floats = run.kind.images_from_codes(run.model, codes, generator, labels)
         as_bytes = tf.cast(tf.round(tf.clip_by_value(floats, 0.0, 1.0) * 255.0), tf.uint8)
         return {"images": floats, "images_uint8": as_bytes}
 
+    def codes(count, seed):
+        return tf.random.stateless_normal((count, size), seed=tf.stack([seed, 0]))
+
     def sample(count, seed):
-        return images(tf.random.stateless_normal((count, size), seed=tf.stack([seed, 0])))
+        return images(codes(count, seed))
+
+    def sample_class(count, seed, label):
+        return images(codes(count, seed), tf.fill((count,), label))
+
+    scalar = tf.TensorSpec((), tf.int32)
+    codes_spec = tf.TensorSpec((None, size), tf.float32)
 
     archive = keras.export.ExportArchive()
     archive.track(run.kind.image_network(run.model, generator))  # only what draws the images
-    archive.add_endpoint(
-        "serving_default", images, input_signature=[tf.TensorSpec((None, size), tf.float32)]
-    )
-    archive.add_endpoint(
-        "sample",
-        sample,
-        input_signature=[tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.int32)],
-    )
+    if run.classes:
+        labels_spec = tf.TensorSpec((None,), tf.int32)
+        archive.add_endpoint("serving_default", images, input_signature=[codes_spec, labels_spec])
+        archive.add_endpoint("sample", sample_class, input_signature=[scalar, scalar, scalar])
+    else:
+        archive.add_endpoint("serving_default", images, input_signature=[codes_spec])
+        archive.add_endpoint("sample", sample, input_signature=[scalar, scalar])
     tmp = rundir.temp_path(out)
     try:
         archive.write_out(str(tmp), verbose=False)

@@ -56,12 +56,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="K images along the line between two random codes, per row",
     )
     p.add_argument(
+        "--label",
+        type=_labels,
+        metavar="L",
+        help="class-conditional runs: draw class L, or each of a range (0-9) or list (1,7) in "
+        "turn (default: every class in turn); with --reconstruct, the class of your images",
+    )
+    p.add_argument(
         "--reconstruct",
         metavar="DIR",
         help="VAE runs: your images in DIR, prepared as the training data was, beside their "
         "reconstructions",
     )
     return p.parse_args(argv)
+
+
+def _labels(text: str) -> list[int]:
+    """ "7" -> [7], "0-9" -> [0, ..., 9], "1,7" -> [1, 7]."""
+    try:
+        if "-" in text:
+            first, last = (int(part) for part in text.split("-", 1))
+            return list(range(first, last + 1))
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a class, a range A-B or a list, got {text!r}"
+        ) from None
 
 
 def _run_dir(given: str | None) -> Path:
@@ -88,7 +108,9 @@ def _config(run: Path) -> Config:
 def _default_out(run: Path, args: argparse.Namespace) -> Path:
     """RUN_DIR/generated/<what was asked>.png: a name per request, so requests do not
     overwrite each other."""
-    raw = "-raw" if args.raw_generator else ""
+    raw = ("-raw" if args.raw_generator else "") + (
+        f"-label{args.label[0]}-{args.label[-1]}" if args.label else ""
+    )
     if args.reconstruct:
         name = f"reconstructions-{Path(args.reconstruct).resolve().name}.png"
     elif args.interpolate:
@@ -205,7 +227,7 @@ def generate(args: argparse.Namespace) -> str:
     progress = _progress_lines("generating")
     if args.reconstruct:
         images = _own_images(Path(args.reconstruct), cfg)
-        seen, recon = model.reconstruct(images, _progress_lines("reconstructing"))
+        seen, recon = model.reconstruct(images, _progress_lines("reconstructing"), args.label)
         made = len(images)
         if out.suffix == ".npy":  # (2, N, H, W, C): the images as the model saw them, rebuilt
             _write(out, np.stack([seen, recon]))
@@ -216,12 +238,14 @@ def generate(args: argparse.Namespace) -> str:
             sides = [plots.side_by_side(a, b, gap=2) for a, b in zip(seen, recon, strict=True)]
             _write(out, sides)
     elif args.interpolate:
-        steps = model.interpolate(args.num, args.interpolate, args.seed, generator, progress)
+        steps = model.interpolate(
+            args.num, args.interpolate, args.seed, generator, progress, args.label
+        )
         made = steps.shape[0] * steps.shape[1]
         flat = steps.reshape(made, *steps.shape[2:])
         _write(out, flat, grid_columns=args.interpolate, frames=steps.transpose(1, 0, 2, 3, 4))
     else:
-        images = model.sample(args.num, args.seed, generator, progress)
+        images = model.sample(args.num, args.seed, generator, progress, args.label)
         made = len(images)
         _write(out, images)
     seconds = time.perf_counter() - start

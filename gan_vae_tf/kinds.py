@@ -108,9 +108,10 @@ class Kind:
         "raw", or None for the model's default), a VAE's decoder."""
         raise NotImplementedError
 
-    def images_from_codes(self, model, codes, generator: str | None = None):
+    def images_from_codes(self, model, codes, generator: str | None = None, labels=None):
         """float32 images in [0, 1] drawn from `codes` (a tensor op, so that an exported
-        graph can trace it): a generator's output, or a decoder's mean."""
+        graph can trace it): a generator's output, or a decoder's mean; a conditional model's
+        for `labels`, one per code."""
         raise NotImplementedError
 
 
@@ -180,8 +181,8 @@ class GANKind(Kind):
     def image_network(self, model: DCGAN, generator: str | None = None) -> keras.Model:
         return model.generator_for(generator)
 
-    def images_from_codes(self, model: DCGAN, codes, generator: str | None = None):
-        images = self.image_network(model, generator)(codes, training=False)
+    def images_from_codes(self, model: DCGAN, codes, generator: str | None = None, labels=None):
+        images = model.generate(codes, labels, False, self.image_network(model, generator))
         return (ops.cast(images, "float32") + 1.0) / 2.0
 
 
@@ -242,9 +243,9 @@ class VAEKind(Kind):
             raise UserError(f"a VAE draws with its decoder: there is no {generator!r} generator")
         return model.decoder
 
-    def images_from_codes(self, model: VAE, codes, generator: str | None = None):
+    def images_from_codes(self, model: VAE, codes, generator: str | None = None, labels=None):
         self.image_network(model, generator)
-        return ops.sigmoid(model.decode(codes))
+        return ops.sigmoid(model.decode(codes, labels))
 
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (GANKind(), VAEKind())}

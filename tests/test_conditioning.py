@@ -1,6 +1,7 @@
 """Class-conditional models: how the networks see the label, and what changes with it."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -135,3 +136,100 @@ def test_a_conditional_run_draws_a_row_per_class_and_is_scored_by_the_digit_aske
         assert 0.0 <= fidelity[side]["accuracy"] <= 1.0
         assert np.array(fidelity[side]["confusion"]).sum() == 16
     assert len(fidelity["model"]["per_class"]) == 10
+
+
+@pytest.fixture(scope="module")
+def conditional_runs(tmp_path_factory) -> dict:
+    from gan_vae_tf import train
+    from helpers import train_args, write_mnist
+
+    root = tmp_path_factory.mktemp("conditional")
+    mnist = write_mnist(root / "data" / "mnist")
+    runs = {}
+    for preset in ("cgan-mnist", "cvae-mnist"):
+        runs[preset] = root / preset
+        assert train.main(train_args(preset, mnist, runs[preset], epochs=1)) == 0
+    return runs
+
+
+@pytest.mark.parametrize("preset", ["cgan-mnist", "cvae-mnist"])
+def test_generate_and_the_api_draw_the_class_asked_for(conditional_runs, tmp_path, preset):
+    import gan_vae_tf
+    from gan_vae_tf import generate
+
+    run = gan_vae_tf.load(conditional_runs[preset])
+    z = run.codes(4, seed=1)
+    sevens = run.sample(4, seed=1, label=7)
+    np.testing.assert_array_equal(sevens, run.decode(z, label=[7, 7, 7, 7]))
+    assert not np.array_equal(sevens, run.sample(4, seed=1, label=2))
+    np.testing.assert_array_equal(run.labels(12), np.arange(12) % 10)  # every class in turn
+    out = tmp_path / "sevens.npy"
+    assert (
+        generate.main(
+            [
+                str(conditional_runs[preset]),
+                "--num",
+                "4",
+                "--seed",
+                "1",
+                "--label",
+                "7",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_array_equal(np.load(out), sevens)
+    assert (
+        generate.main(
+            [
+                str(conditional_runs[preset]),
+                "--num",
+                "10",
+                "--label",
+                "0-9",
+                "--out",
+                str(tmp_path / "all.npy"),
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_array_equal(np.load(tmp_path / "all.npy"), run.sample(10, label=range(10)))
+    with pytest.raises(UserError, match="labels must be in 0-9"):
+        run.sample(2, label=10)
+
+
+def test_a_label_for_an_unconditional_run_or_a_cvae_reconstruction_without_one_is_refused(
+    conditional_runs,
+):
+    import gan_vae_tf
+
+    unconditional = gan_vae_tf.load(Path(__file__).parent / "fixtures" / "vae-mnist-06a94bc")
+    with pytest.raises(UserError, match="not class-conditional"):
+        unconditional.sample(2, label=3)
+    cvae = gan_vae_tf.load(conditional_runs["cvae-mnist"])
+    digits = np.zeros((2, 28, 28, 1), np.uint8)
+    with pytest.raises(UserError, match="needs the images' labels"):
+        cvae.reconstruct(digits)
+    seen, recon = cvae.reconstruct(digits, label=4)
+    assert recon.shape == (2, 28, 28, 1)
+
+
+@pytest.mark.slow
+def test_the_exported_conditional_sampler_takes_labels(conditional_runs, tmp_path):
+    import gan_vae_tf
+    from gan_vae_tf import export
+
+    out = export.export(conditional_runs["cgan-mnist"], tmp_path / "saved")
+    served = tf.saved_model.load(str(out))
+    run = gan_vae_tf.load(conditional_runs["cgan-mnist"])
+    z = run.codes(3, seed=2)
+    images = served.signatures["serving_default"](
+        codes=tf.constant(z), labels=tf.constant([1, 5, 9], tf.int32)
+    )["images_uint8"].numpy()
+    np.testing.assert_array_equal(images, run.decode(z, label=[1, 5, 9]))
+    fives = served.signatures["sample"](
+        count=tf.constant(3), seed=tf.constant(2), label=tf.constant(5)
+    )["images_uint8"].numpy()
+    np.testing.assert_array_equal(fives, run.sample(3, seed=2, label=5))
