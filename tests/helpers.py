@@ -55,7 +55,12 @@ TINY_GAN = [
     "gan.disc_widths=8,16",
     "train.steps_per_epoch=none",
 ]
-TINY_VAE = ["vae.encoder_widths=8,16", "vae.decoder_base_width=8", "vae.decoder_widths=16,8"]
+TINY_VAE = [
+    "vae.encoder_widths=8,16",
+    "vae.decoder_base_width=8",
+    "vae.decoder_widths=16,8",
+    "train.steps_per_epoch=none",
+]
 TINY_GAN64 = [
     "gan.gen_base_width=16",
     "gan.gen_widths=16,8,8",

@@ -154,7 +154,7 @@ def test_report_builds_tables_figures_and_html_from_two_runs(two_tiny_runs, tmp_
     for name in ("samples.gif", "loss_curves.png", "generator.png", "discriminator.png"):
         assert (out / "gan-mnist" / name).stat().st_size > 0
     for name in (
-        "latent_manifold.png",
+        "latent_walk_pc1_pc2.png",  # the default's latent is 16-d
         "latent_scatter.png",
         "interpolations.png",
         "reconstructions.png",
