@@ -17,7 +17,12 @@ def test_generator_makes_images_in_tanh_range_and_discriminator_one_logit(preset
 
 
 @pytest.mark.parametrize(
-    "preset, shape, latent", [("vae-mnist", (28, 28, 1), 16), ("vae-mnist-report", (28, 28, 1), 2), ("vae-anime", (64, 64, 3), 128)]
+    "preset, shape, latent",
+    [
+        ("vae-mnist", (28, 28, 1), 16),
+        ("vae-mnist-report", (28, 28, 1), 2),
+        ("vae-anime", (64, 64, 3), 128),
+    ],
 )
 def test_encoder_gives_mean_and_logvar_and_decoder_gives_image_logits(preset, shape, latent):
     cfg = config_lib.preset(preset)
