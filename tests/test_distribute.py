@@ -13,8 +13,15 @@ import pytest
 from helpers import train_args, train_process, write_blobs
 
 
+# The VAE's tolerances below were measured at latent 2 with 3x3 kernels and a constant rate;
+# at the vae-mnist default's latent 16 the shared replica noise (see below) widens the gap.
+VAE_PINNED = ["--set", "vae.latent_dim=2", "--set", "vae.kernel_size=3", "--set", "train.lr_decay=0"]
+
+
 def _run(run, preset, data_dir, strategy, lr):
     extra = ["--seed", "5", "--cpu-devices", "2", "--strategy", strategy]
+    if preset.startswith("vae"):
+        extra += VAE_PINNED
     out = train_process(
         train_args(preset, data_dir, run, *extra, "--set", f"train.learning_rate={lr}")
     )
@@ -78,6 +85,7 @@ def _worker_args(run, data_dir, epochs, *extra):
         "multiworker",
         "--set",
         "train.learning_rate=3e-3",
+        *VAE_PINNED,
         *extra,
         epochs=epochs,
     )

@@ -92,7 +92,7 @@ def test_kl_warmup_continues_its_schedule_exactly_across_a_mid_epoch_resume(
     def args(run):
         return train_args(
             "vae-mnist", mnist_dir, run, "--set", "vae.kl_warmup=9", "--deterministic",
-            "--checkpoint-every", "0", epochs=3,
+            "--set", "train.steps_per_execution=1", "--checkpoint-every", "0", epochs=3,
         )  # fmt: skip
 
     assert train.main(args(tmp_path / "whole")) == 0
