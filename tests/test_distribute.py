@@ -12,10 +12,16 @@ import pytest
 
 from helpers import train_args, train_process, write_blobs
 
-
 # The VAE's tolerances below were measured at latent 2 with 3x3 kernels and a constant rate;
 # at the vae-mnist default's latent 16 the shared replica noise (see below) widens the gap.
-VAE_PINNED = ["--set", "vae.latent_dim=2", "--set", "vae.kernel_size=3", "--set", "train.lr_decay=0"]
+VAE_PINNED = [
+    "--set",
+    "vae.latent_dim=2",
+    "--set",
+    "vae.kernel_size=3",
+    "--set",
+    "train.lr_decay=0",
+]
 
 
 def _run(run, preset, data_dir, strategy, lr):
