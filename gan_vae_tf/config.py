@@ -92,6 +92,9 @@ class VAEConfig:
     )
     learn_obs_sigma: bool = False  # learn the Gaussian's std (one for all pixels) with the ELBO
     kl_warmup: int = 0  # steps over which the KL's weight in the training loss rises from 0 to 1
+    # > 0: the prior p(z) is a learned mixture of this many diagonal Gaussians, trained with the
+    # ELBO (its KL then a single-sample estimate); 0: the standard normal N(0, I).
+    prior_components: int = 0
     classes: int = 0  # > 0: a CVAE conditioned on a one-hot label (labelled data only)
 
     def check_images(self, data: DataConfig) -> None:
@@ -414,6 +417,11 @@ def validate(cfg: Config) -> Config:
     if v.learn_obs_sigma and v.likelihood != "gaussian":
         raise UserError(
             "vae.learn_obs_sigma needs vae.likelihood=gaussian (a Bernoulli has no scale)"
+        )
+    if v.prior_components < 0:
+        raise UserError(
+            f"vae.prior_components must be >= 0 (0: a standard-normal prior), "
+            f"got {v.prior_components}"
         )
     if v.kl_warmup < 0:
         raise UserError(f"vae.kl_warmup must be >= 0 steps, got {v.kl_warmup}")

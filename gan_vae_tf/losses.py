@@ -64,6 +64,16 @@ def normal_log_prob(z, mean, logvar):
     return ops.sum(-0.5 * (ops.square(z - mean) * ops.exp(-logvar) + logvar + LOG_2PI), axis=1)
 
 
+def mixture_log_prob(z, means, logvars, logits):
+    """log sum_k softmax(logits)_k N(z; means_k, exp(logvars_k)) for each row of z: the
+    density of a mixture of K diagonal Gaussians, `means`/`logvars` of shape (K, latent)."""
+    z, means, logvars = _f32(z)[:, None, :], _f32(means)[None], _f32(logvars)[None]
+    per_component = ops.sum(
+        -0.5 * (ops.square(z - means) * ops.exp(-logvars) + logvars + LOG_2PI), axis=-1
+    )
+    return ops.logsumexp(per_component + ops.log_softmax(_f32(logits))[None], axis=1)
+
+
 def kl_to_standard_normal(mean, logvar):
     """KL(N(mean, exp(logvar)) || N(0, I)) in closed form, per example."""
     mean, logvar = _f32(mean), _f32(logvar)

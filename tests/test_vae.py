@@ -161,3 +161,57 @@ def test_the_gaussian_with_any_scale_is_a_density_and_its_bounds_are_ordered():
         assert np.all(elbo <= iwae + 1e-4)
         if preset == "vae-mnist":
             assert np.all(iwae <= 0.0)
+
+
+def _mixture_vae(components: int = 3):
+    cfg = config.override(tiny_config("vae-mnist"), [f"vae.prior_components={components}"])
+    return cfg, kinds.build(cfg)
+
+
+def test_a_mixture_prior_samples_its_components_by_their_weights():
+    """Three far-apart components weighted 0.6 / 0.3 / 0.1 with std 0.1: each draw lies near
+    one mean, and the shares follow the weights."""
+    cfg, model = _mixture_vae(3)
+    latent = cfg.vae.latent_dim
+    centres = np.array([[-10.0], [0.0], [10.0]], "float32") * np.ones((1, latent), "float32")
+    model.prior_means.assign(centres)
+    model.prior_logvars.assign(np.full((3, latent), np.log(0.01), "float32"))
+    model.prior_logits.assign(np.log(np.array([0.6, 0.3, 0.1], "float32")))
+    z = model.prior_sample(20000).numpy()
+    nearest = np.argmin(np.abs(z[:, :1] - centres[:, 0][None]), axis=1)
+    assert np.max(np.abs(z - centres[nearest])) < 1.0
+    np.testing.assert_allclose(
+        np.bincount(nearest, minlength=3) / 20000, [0.6, 0.3, 0.1], atol=0.015
+    )
+
+
+def test_a_mixture_prior_trains_with_the_elbo_and_keeps_elbo_below_iwae(tmp_path):
+    """Its means, variances and weights are weights the ELBO's gradient moves; the KL is the
+    single-sample estimate at the z that was decoded; ELBO <= IWAE <= 0 (Bernoulli); and a
+    .keras file keeps the learned prior."""
+    cfg, model = _mixture_vae(4)
+    assert {id(model.prior_means), id(model.prior_logvars), id(model.prior_logits)} <= {
+        id(v) for v in model.trainable_variables
+    }
+    before = model.prior_means.numpy().copy()
+    x = next(iter(synthetic_batches(cfg, 16)))
+    model.train_step(x)
+    assert not np.allclose(model.prior_means.numpy(), before)
+    log_w = model.log_importance_weights(x, 64).numpy()
+    iwae = np.log(np.mean(np.exp(log_w - log_w.max(axis=1, keepdims=True)), axis=1))
+    iwae += log_w.max(axis=1)
+    assert np.all(log_w.mean(axis=1) <= iwae + 1e-4) and np.all(iwae <= 0.0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(loaded.prior_means.numpy(), model.prior_means.numpy())
+    np.testing.assert_array_equal(loaded.prior_logits.numpy(), model.prior_logits.numpy())
+
+
+def test_the_standard_normal_prior_keeps_its_closed_form_kl():
+    cfg = tiny_config("vae-mnist")
+    model = kinds.build(cfg)
+    mean, logvar = tf.constant([[0.5, -1.0]]), tf.constant([[0.2, -0.3]])
+    expected = 0.5 * np.sum(
+        np.exp([0.2, -0.3]) + np.square([0.5, -1.0]) - 1 - np.array([0.2, -0.3])
+    )
+    assert float(model.kl(tf.zeros((1, 2)), mean, logvar)[0]) == pytest.approx(expected, rel=1e-5)

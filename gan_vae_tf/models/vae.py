@@ -19,8 +19,11 @@ from gan_vae_tf.models.base import MultiOptimizerModel
 class VAE(MultiOptimizerModel):
     """A convolutional VAE trained on the negative single-sample Monte-Carlo ELBO.
 
-    ELBO(x) = log p(x | z) - KL(q(z|x) || p(z)) with z ~ q(z|x) drawn once per image; the KL
-    to the standard-normal prior is in closed form. `options` is the run's `VAEConfig`; its
+    ELBO(x) = log p(x | z) - KL(q(z|x) || p(z)) with z ~ q(z|x) drawn once per image. The
+    prior p(z) is N(0, I), with the KL in closed form, or, with `prior_components` = K > 0, a
+    mixture of K diagonal Gaussians whose means, variances and weights the ELBO trains too
+    (Dilokthanakul et al. 2016; Tomczak & Welling 2018): the KL is then the single-sample
+    estimate log q(z|x) - log p(z) at the same z, so one image's may be negative. `options` is the run's `VAEConfig`; its
     `likelihood` is "bernoulli" for binary pixels or "gaussian" for continuous pixels in
     [0, 1], with a std `obs_sigma` that is fixed or, with `learn_obs_sigma`, one more weight
     trained on the same ELBO (a calibrated decoder). All in nats.
@@ -57,6 +60,17 @@ class VAE(MultiOptimizerModel):
             self.trackers["obs_sigma"] = keras.metrics.Mean(name="obs_sigma")
         if self.options.kl_warmup:
             self.trackers["kl_weight"] = keras.metrics.Mean(name="kl_weight")
+        if self.options.prior_components:
+            shape = (self.options.prior_components, self.latent_dim)
+            # Means drawn from N(0, I) spread the components over the standard prior's volume.
+            spread = keras.initializers.RandomNormal(stddev=1.0, seed=self.seed)
+            self.prior_means = self.add_weight(shape, spread, name="prior_means", dtype="float32")
+            self.prior_logvars = self.add_weight(
+                shape, "zeros", name="prior_logvars", dtype="float32"
+            )
+            self.prior_logits = self.add_weight(
+                shape[:1], "zeros", name="prior_logits", dtype="float32"
+            )
         self.built = True
 
     @property
@@ -104,10 +118,31 @@ class VAE(MultiOptimizerModel):
         mean, logvar = self.encode(x, labels, training)
         return self.decode(self.reparameterize(mean, logvar), labels, training)
 
-    def sample(self, n: int, labels=None):
-        """Mean images of decoded prior samples z ~ N(0, I); a CVAE's for `labels` (uniform
-        over the classes when None)."""
+    def log_prior(self, z):
+        """log p(z) per row, float32."""
+        if not self.options.prior_components:
+            return losses.normal_log_prob(z, ops.zeros_like(z), ops.zeros_like(z))
+        return losses.mixture_log_prob(z, self.prior_means, self.prior_logvars, self.prior_logits)
+
+    def kl(self, z, mean, logvar):
+        """KL(q(z|x) || p(z)) per image: in closed form for N(0, I), else estimated at z."""
+        if not self.options.prior_components:
+            return losses.kl_to_standard_normal(mean, logvar)
+        return losses.normal_log_prob(z, mean, logvar) - self.log_prior(z)
+
+    def prior_sample(self, n: int):
+        """n draws z ~ p(z), float32."""
         z = keras.random.normal((n, self.latent_dim), seed=self.prior_seed)
+        if not self.options.prior_components:
+            return z
+        component = keras.random.categorical(self.prior_logits[None], n, seed=self.prior_seed)[0]
+        mean = ops.take(self.prior_means, component, axis=0)
+        return mean + ops.exp(0.5 * ops.take(self.prior_logvars, component, axis=0)) * z
+
+    def sample(self, n: int, labels=None):
+        """Mean images of decoded prior samples z ~ p(z); a CVAE's for `labels` (uniform over
+        the classes when None)."""
+        z = self.prior_sample(n)
         if self.options.classes and labels is None:
             labels = keras.random.randint((n,), 0, self.options.classes, seed=self.prior_seed)
         return ops.sigmoid(self.decode(z, labels))
@@ -121,11 +156,12 @@ class VAE(MultiOptimizerModel):
         """Per-image (elbo, log p(x|z), kl), each float32 of shape (batch,); a CVAE's
         conditioned on the images' labels."""
         mean, logvar = self.encode(x, labels, training)
-        logits = self.decode(self.reparameterize(mean, logvar), labels, training)
+        z = self.reparameterize(mean, logvar)
+        logits = self.decode(z, labels, training)
         log_px_z = losses.reconstruction_log_prob(
             x, logits, self.options.likelihood, self.obs_sigma
         )
-        kl = losses.kl_to_standard_normal(mean, logvar)
+        kl = self.kl(z, mean, logvar)
         return log_px_z - kl, log_px_z, kl
 
     def log_importance_weights(self, x, k: int, labels=None):
@@ -144,7 +180,7 @@ class VAE(MultiOptimizerModel):
         log_px_z = losses.reconstruction_log_prob(
             x_k, self.decode(z, labels_k), self.options.likelihood, self.obs_sigma
         )
-        log_pz = losses.normal_log_prob(z, ops.zeros_like(z), ops.zeros_like(z))
+        log_pz = self.log_prior(z)
         log_qz = losses.normal_log_prob(z, mean_k, logvar_k)
         return ops.reshape(log_px_z + log_pz - log_qz, (batch, k))
 
