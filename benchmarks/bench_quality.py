@@ -10,7 +10,9 @@ seconds with the project's own metrics:
     disjoint test sets);
   - faces (anime, vae-anime): SWD x 1e3 on Laplacian-pyramid patches against held-out faces,
     beside its floor;
-  - and for the VAE suites the test ELBO, on a fixed seeded subset of the held-out images.
+  - and for the VAE suites the test ELBO, on a fixed seeded subset of the held-out images;
+  - for a class-conditional arm (suite cgan-mnist), how often the digit classifier sees the
+    class each sample was asked for (the classes in turn), overall and for the weakest class.
 Scoring time is charged to neither side; start-up (building, tracing) is. The headline is the
 ratio of the two recipes' minutes to reach each threshold, measured in the same run; a VAE's
 first threshold is the report settings' own test ELBO at the end of the budget. An arm is
@@ -43,6 +45,7 @@ SUITES = {
     "anime": {**FACES, "arms": ("gan-anime-report", "gan-anime")},
     "vae-mnist": {**DIGITS, "arms": ("vae-mnist-report", "vae-mnist"), "elbo": True},
     "vae-anime": {**FACES, "arms": ("vae-anime-report", "vae-anime"), "elbo": True},
+    "cgan-mnist": {**DIGITS, "arms": ("gan-mnist", "cgan-mnist"), "conditional": True},
 }
 # The metrics each scoring records, and whether lower is better.
 METRICS = {
@@ -70,13 +73,23 @@ THRESHOLDS = {
         ("fid", "<=", None, 10.0),
     ],
     "vae-anime": [("test_elbo", ">=", BASELINE, None), ("swd", "<=", 80.0, None)],
+    "cgan-mnist": [
+        ("classifier_score", ">=", 8.0, None),
+        ("classifier_score", ">=", 8.5, None),
+        ("fid", "<=", None, 5.0),
+        ("accuracy", ">=", 0.97, None),
+        ("lowest_class_accuracy", ">=", 0.90, None),
+    ],
 }
 ELBO_IMAGES = 1000  # held-out images the test ELBO of a VAE suite is measured on
 
 
 def reached(points: list[dict], key: str, op: str, value: float) -> float | None:
-    """Training seconds of the first probe that meets `key op value`, None if none does."""
+    """Training seconds of the first probe that meets `key op value`, None if none does (or
+    the arm does not measure `key`, as an unconditional arm has no class accuracy)."""
     for p in points:
+        if key not in p:
+            continue
         if (p[key] >= value) if op == ">=" else (p[key] <= value):
             return p["train_seconds"]
     return None
@@ -96,6 +109,8 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: f
     folder.mkdir(parents=True, exist_ok=True)
     four_by_four = replace(cfg, train=replace(cfg.train, sample_grid=4))
     inputs = kind.grid_inputs(four_by_four, dataset, np.random.default_rng(1234))
+    classes = kind.classes(cfg)
+    requested = evaluation.balanced_labels(args.num, classes) if classes else None
 
     def probe(m, spent: float, steps: int) -> dict:
         plots.save_png(
@@ -103,7 +118,7 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: f
             folder / f"minute_{spent / 60:05.2f}.png",
             2 if spec["scoring"] == "digits" else 1,
         )
-        point = scorer(evaluation.samples(m, args.num))
+        point = scorer(evaluation.samples(m, args.num, requested), requested)
         if elbo_images is not None:
             elbo = evaluation.elbo(m, elbo_images, kind.pixels(cfg))
             point["test_elbo"] = elbo["elbo_nats"]
@@ -118,7 +133,8 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: f
         return point
 
     budget = TimeBudget(minutes * 60, args.every, probe, cfg.train.batch_size)
-    ds = data.pipeline(dataset.train, cfg, kind.pixels(cfg), training=True)
+    labels = kind.labels(cfg, dataset.train_labels, "train")
+    ds = data.pipeline(dataset.train, cfg, kind.pixels(cfg), training=True, labels=labels)
     print(
         f"{arm}: precision {policy} ({why}), batch {cfg.train.batch_size}, budget {minutes:g} min",
         flush=True,
@@ -146,8 +162,9 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: f
 
 
 def make_scorer(scoring: str, dataset, num: int):
-    """A function of generated uint8 images -> metrics, and the real-data floor."""
-    from gan_vae_tf import classifier, quality
+    """A function of generated uint8 images (and the labels they were drawn for, if any) ->
+    metrics, and the real-data floor."""
+    from gan_vae_tf import classifier, metrics, quality
 
     n = quality.reference_size(num, len(dataset.test))
     real, reference = quality.real_sets(dataset.test, n)
@@ -159,15 +176,20 @@ def make_scorer(scoring: str, dataset, num: int):
         first = quality.classifier_quality(clf, real, reference, reference)
         floor = {k: first["real_floor"][k] for k in keys}
 
-        def score(fake):
+        def score(fake, requested=None):
             q = quality.classifier_quality(clf, real, reference, fake[:n])
-            return {k: float(q["model"][k]) for k in keys}
+            point = {k: float(q["model"][k]) for k in keys}
+            if requested is not None:
+                asked = metrics.class_accuracy(requested, classifier.predict(clf, fake))
+                point["accuracy"] = asked["accuracy"]
+                point["lowest_class_accuracy"] = min(a for a in asked["per_class"] if a is not None)
+            return point
 
         return score, floor, {"classifier_test_accuracy": accuracy, "images_per_score": n}
 
     floor = quality.patch_quality(real, reference, reference)["real_floor"]
 
-    def score(fake):
+    def score(fake, requested=None):
         return {"swd": float(quality.patch_quality(real, reference, fake[:n])["model"]["swd"])}
 
     return score, floor, {"images_per_score": n}
@@ -232,6 +254,8 @@ def metric_keys(suite: str) -> list[tuple[str, bool]]:
     """(metric, lower is better) of the suite's points, in display order."""
     spec = SUITES[suite]
     keys = list(METRICS[spec["scoring"]].items())
+    if spec.get("conditional"):
+        keys += [("accuracy", False), ("lowest_class_accuracy", False)]
     return ([("test_elbo", False)] if spec.get("elbo") else []) + keys
 
 
@@ -240,6 +264,7 @@ LABELS = {
     "classifier_score": "classifier score (higher is better)",
     "fid": "FID, classifier features (lower is better)",
     "swd": "SWD x 1e3, Laplacian patches (lower is better)",
+    "accuracy": "share of samples seen as the class asked for",
 }
 
 
@@ -253,6 +278,8 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
     axes = fig.subplots(1, len(keys), squeeze=False)
     for ax, (key, log) in zip(axes[0], keys, strict=True):
         for a in arms:
+            if key not in a["points"][-1]:
+                continue  # e.g. class accuracy, for an unconditional arm
             (line,) = ax.plot(
                 [p["train_seconds"] / 60 for p in a["points"]],
                 [p[key] for p in a["points"]],
@@ -356,7 +383,7 @@ def markdown(r: dict) -> str:
         for p in a["points"]:
             lines.append(
                 f"| {p['train_seconds'] / 60:.1f} | {p['steps']} | {p['images_seen']} | "
-                + " | ".join(f"{p[k]:.3g}" for k in cols)
+                + " | ".join(f"{p[k]:.3g}" if k in p else "—" for k in cols)
                 + " |"
             )
         floor = [r["floor"].get(k.removeprefix("raw_")) for k in cols]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from gan_vae_tf import console, errors, rundir
 from gan_vae_tf.errors import UserError
-from gan_vae_tf.quality import kid_text
+from gan_vae_tf.quality import fidelity_text, kid_text
 
 if TYPE_CHECKING:
     from gan_vae_tf.evaluation import Request
@@ -97,6 +97,12 @@ def format_summary(m: dict) -> str:
                 )
             else:
                 lines.append(f"    {key:18s} {value:10.4f} | {q['real_floor'][key]:.4f}")
+        fidelity = q.get("class_fidelity")
+        if fidelity:
+            lines.append(f"    class asked for   {fidelity_text(fidelity['model'])}")
+            lines.append(
+                f"    real-data floor   {fidelity_text(fidelity['real_floor'])} (true labels)"
+            )
         if "classifier_test_accuracy" in q:
             lines.append(f"    classifier test accuracy {q['classifier_test_accuracy']:.4f}")
         if isinstance(q.get("inception"), str):

@@ -262,6 +262,35 @@ def latent_scatter(
     return path
 
 
+def confusion_matrix(matrix, path: str | os.PathLike, title: str = "") -> Path:
+    """A (classes, classes) count matrix as a heat map with its counts written in: row i is
+    the class asked for, column j the class a classifier saw; each row is shaded by its own
+    share, so a weak class shows whatever its count."""
+    counts = np.asarray(matrix, dtype=np.int64)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"a confusion matrix is square, got shape {counts.shape}")
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    n = len(counts)
+    fig = Figure(figsize=(1.0 + 0.5 * n, 0.8 + 0.5 * n))
+    ax = fig.add_subplot()
+    ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(n):
+        for j in range(n):
+            if counts[i, j]:
+                colour = "white" if shares[i, j] > 0.5 else "black"
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xlabel("class the classifier saw")
+    ax.set_ylabel("class asked for")
+    ax.set_title(title or "confusion matrix", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    return path
+
+
 def interpolation_strip(
     decode: Decode,
     z_start: np.ndarray,

@@ -66,6 +66,17 @@ def kid_text(m: dict, digits: int = 4) -> str:
     return text
 
 
+def fidelity_text(f: dict) -> str:
+    """How often the classifier saw the class asked for: overall, the weakest class, and the
+    cross-entropy against the asked-for labels."""
+    per_class = [(a, c) for c, a in enumerate(f["per_class"]) if a is not None]
+    low, which = min(per_class)
+    return (
+        f"accuracy {f['accuracy']:.4f}, lowest {low:.4f} (class {which}), "
+        f"cross-entropy {f['cross_entropy']:.4f} nats"
+    )
+
+
 def classifier_quality(
     classifier, real: np.ndarray, reference: np.ndarray, fake: np.ndarray
 ) -> dict:

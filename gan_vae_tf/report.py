@@ -23,7 +23,7 @@ from pathlib import Path
 from gan_vae_tf import console, errors, rundir
 from gan_vae_tf.config import DEFAULT_PRESETS, Config
 from gan_vae_tf.errors import UserError
-from gan_vae_tf.quality import kid_text
+from gan_vae_tf.quality import fidelity_text, kid_text
 
 
 @dataclass
@@ -72,16 +72,27 @@ def _quality_cell(run: Run) -> str:
     return f"SWD×1e3 {m['swd']:.2f} (floor {f['swd']:.2f})"
 
 
+def _fidelity_cell(run: Run) -> str:
+    """How often a class-conditional model draws the class asked for (— for the others)."""
+    f = (run.metrics.get("quality") or {}).get("class_fidelity")
+    if not f:
+        return "—"
+    return f"{fidelity_text(f['model'])} (floor {f['real_floor']['accuracy']:.4f})"
+
+
 def comparison_table(runs: list[Run]) -> str:
-    """The reports' table, measured: one row per run of one dataset."""
+    """The reports' table, measured: one row per run of one dataset; a column for the class
+    asked for when a run of the table is class-conditional."""
     from gan_vae_tf import kinds
 
+    conditional = any(_fidelity_cell(r) != "—" for r in runs)
     header = (
         "| run | model | D(G(z)) on generated | D(x) on real | epochs | training time | s/epoch "
-        "| image quality (model vs real-data floor) | test ELBO (nats) | IWAE (nats) "
-        "| latent space | trained on |"
+        "| image quality (model vs real-data floor) "
+        + ("| class asked for (classifier) " if conditional else "")
+        + "| test ELBO (nats) | IWAE (nats) | latent space | trained on |"
     )
-    lines = [header, "|" + "---|" * 12]
+    lines = [header, "|" + "---|" * (13 if conditional else 12)]
     for r in runs:
         m, s = r.metrics, r.summary
         iwae = m.get("iwae", {}).get("iwae_nats")
@@ -92,7 +103,8 @@ def comparison_table(runs: list[Run]) -> str:
             f"| {r.name} | {title} "
             f"| {_fmt(m.get('d_fake'))} | {_fmt(m.get('d_real'))} | {s['epochs']} "
             f"| {s['seconds'] / 60:.1f} min | {s['seconds_per_epoch']:.1f} | {_quality_cell(r)} "
-            f"| {_fmt(m.get('elbo_nats'), 2)} | {_fmt(iwae, 2)} | {kind.latent_space(cfg)} "
+            + (f"| {_fidelity_cell(r)} " if conditional else "")
+            + f"| {_fmt(m.get('elbo_nats'), 2)} | {_fmt(iwae, 2)} | {kind.latent_space(cfg)} "
             f"| {r.config.get('run', {}).get('cpu', 'not recorded')} |"
         )
     return "\n".join(lines)
@@ -126,6 +138,15 @@ def figures(run: Run, out: Path) -> list[Path]:
                 "mean D(x) and D(G(z)) per epoch",
             )
         )
+    fidelity = (run.metrics.get("quality") or {}).get("class_fidelity")
+    if fidelity:
+        made.append(
+            plots.confusion_matrix(
+                fidelity["model"]["confusion"],
+                out / "class_confusion.png",
+                "samples: class asked for against the class the digit classifier saw",
+            )
+        )
     cfg = Config.from_dict(run.config)
     kind = kinds.of(cfg)
     networks = kind.build(cfg).networks()
@@ -135,36 +156,53 @@ def figures(run: Run, out: Path) -> list[Path]:
         dataset = data.load(cfg.data)
         pixels = kind.pixels(cfg)
 
-        def decode(z):
-            return keras.ops.convert_to_numpy(
-                keras.ops.sigmoid(model.decode(np.asarray(z, "float32")))
-            )
-
         idx = data.sample_indices(len(dataset.test), 2000)
         test = dataset.test if idx is None else dataset.test[idx]
+        labels = dataset.test_labels
+        if labels is not None and idx is not None:
+            labels = labels[idx]
+        # A CVAE encodes each image with its own label and decodes a code as one class: its
+        # latent figures show the style space of class 0 (every class has the same prior).
+        given = kind.labels(cfg, labels, "test")
+        drawn_as = "" if given is None else "_class0"
+
+        def decode(z):
+            z = np.asarray(z, "float32")
+            as_class = None if given is None else np.zeros(len(z), np.int32)
+            return keras.ops.convert_to_numpy(keras.ops.sigmoid(model.decode(z, as_class)))
+
+        def part(array, i):
+            return None if array is None else array[i : i + 500]
+
         means = np.concatenate(
             [
-                keras.ops.convert_to_numpy(model.encode(pixels.scale(test[i : i + 500]))[0])
+                keras.ops.convert_to_numpy(
+                    model.encode(pixels.scale(test[i : i + 500]), part(given, i))[0]
+                )
                 for i in range(0, len(test), 500)
             ]
         )
         if cfg.vae.latent_dim == 2:
-            made.append(plots.latent_manifold(decode, out / "latent_manifold.png", n=20))
+            made.append(plots.latent_manifold(decode, out / f"latent_manifold{drawn_as}.png", n=20))
         else:  # the plane of the two main directions of the test images' codes
-            made.append(plots.latent_walk(decode, means, out / "latent_walk_pc1_pc2.png"))
-        labels = dataset.test_labels
-        if labels is not None and idx is not None:
-            labels = labels[idx]
+            made.append(
+                plots.latent_walk(decode, means, out / f"latent_walk_pc1_pc2{drawn_as}.png")
+            )
         made.append(plots.latent_scatter(means, labels, out / "latent_scatter.png"))
         eight = data.sample_indices(len(test), 8, seed=1)  # drawn, not the array's first eight
         eight = np.arange(min(8, len(test))) if eight is None else eight
         made.append(
             plots.interpolation_strip(
-                decode, means[eight[0::2]], means[eight[1::2]], out / "interpolations.png"
+                decode,
+                means[eight[0::2]],
+                means[eight[1::2]],
+                out / f"interpolations{drawn_as}.png",
             )
         )
         x = pixels.scale(test[eight]).numpy()
-        recon = keras.ops.convert_to_numpy(model.reconstruct(x))
+        recon = keras.ops.convert_to_numpy(
+            model.reconstruct(x, None if given is None else given[eight])
+        )
         made.append(
             plots.save_png(plots.reconstruction_grid(x, recon), out / "reconstructions.png", 2)
         )

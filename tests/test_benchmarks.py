@@ -337,3 +337,63 @@ def test_vae_suite_results_are_written_with_an_elbo_panel_and_no_elbo_floor(tmp_
         assert curves.width == 3 * 520  # three panels: test ELBO, classifier score, FID
     assert (tmp_path / "quality-vae-mnist-grids.png").is_file()
     assert not grids.exists()  # the arms' own grids are where their "grids" entries say
+
+
+def test_the_cgan_suite_times_class_accuracy_for_the_conditional_arm_only(tmp_path):
+    """The unconditional default has no class to be asked for: its accuracy cells say so,
+    its curve is left out, and its time to an accuracy threshold is 'not reached'."""
+    from PIL import Image
+
+    from benchmarks.bench_quality import write_results
+
+    def arm(name: str, accuracies: list[float] | None) -> dict:
+        scores = [6.0, 8.2, 8.7]
+        points = [
+            {
+                "train_seconds": 60.0 * i + 0.5,
+                "steps": 100 * i,
+                "images_seen": 6400 * i,
+                "classifier_score": c,
+                "fid": 30.0 / (i + 1),
+                "precision": 0.6,
+                "recall": 0.8,
+                **(
+                    {}
+                    if accuracies is None
+                    else {"accuracy": accuracies[i], "lowest_class_accuracy": accuracies[i] - 0.05}
+                ),
+            }
+            for i, c in enumerate(scores)
+        ]
+        (tmp_path / name).mkdir()
+        for p in points:
+            Image.new("L", (20, 20)).save(
+                tmp_path / name / f"minute_{p['train_seconds'] / 60:05.2f}.png"
+            )
+        return {
+            "arm": name,
+            "budget_minutes": 2.0,
+            "points": points,
+            "precision": "float32",
+            "batch_size": 64,
+            "grids": name,
+        }
+
+    header = {
+        "suite": "cgan-mnist",
+        "machine": {"cpu": "test CPU", "cores": 2},
+        "budget_minutes": 2.0,
+        "every_seconds": 60.0,
+        "floor": {"classifier_score": 9.7, "fid": 1.4, "precision": 0.8, "recall": 0.8},
+        "extra": {"images_per_score": 100},
+    }
+    arms = [arm("gan-mnist", None), arm("cgan-mnist", [0.5, 0.96, 0.98])]
+    result = write_results(header, arms, tmp_path, "quality-cgan-mnist")
+    rows = {r["threshold"]: r for r in result["thresholds"]}
+    assert rows["accuracy >= 0.97"]["seconds"] == [None, 120.5]
+    assert rows["lowest_class_accuracy >= 0.9"]["seconds"] == [None, 60.5]
+    assert rows["classifier_score >= 8.5"]["seconds"] == [120.5, 120.5]
+    md = (tmp_path / "quality-cgan-mnist.md").read_text()
+    assert "| accuracy | lowest_class_accuracy |" in md and "| — | — |" in md
+    with Image.open(tmp_path / "quality-cgan-mnist.png") as curves:
+        assert curves.width == 3 * 520  # classifier score, FID, class accuracy

@@ -115,13 +115,15 @@ def test_a_conditional_model_on_unlabelled_images_is_a_one_line_error():
 
 @pytest.mark.parametrize("preset", ["cgan-mnist", "cvae-mnist"])
 def test_a_conditional_run_draws_a_row_per_class_and_is_scored_by_the_digit_asked_for(
-    tmp_path, mnist_dir, monkeypatch, preset
+    tmp_path, mnist_dir, monkeypatch, capsys, preset
 ):
+    """...and evaluate prints that score beside its floor; the report gives it a column and
+    draws its confusion matrix (a CVAE's latent figures decode as one class)."""
     import json
 
     from PIL import Image
 
-    from gan_vae_tf import evaluate, train
+    from gan_vae_tf import evaluate, report, train
     from helpers import train_args
 
     monkeypatch.setenv("GAN_VAE_TF_CACHE", str(tmp_path / "cache"))
@@ -136,6 +138,16 @@ def test_a_conditional_run_draws_a_row_per_class_and_is_scored_by_the_digit_aske
         assert 0.0 <= fidelity[side]["accuracy"] <= 1.0
         assert np.array(fidelity[side]["confusion"]).sum() == 16
     assert len(fidelity["model"]["per_class"]) == 10
+    printed = capsys.readouterr().out
+    assert "class asked for   accuracy" in printed and "real-data floor   accuracy" in printed
+    out = tmp_path / "report"
+    assert report.main([str(run), "--out", str(out)]) == 0
+    tables = (out / "tables.md").read_text()
+    assert "| class asked for (classifier) |" in tables and "lowest" in tables
+    assert (out / "run" / "class_confusion.png").stat().st_size > 0
+    if preset == "cvae-mnist":
+        assert (out / "run" / "latent_walk_pc1_pc2_class0.png").stat().st_size > 0
+        assert (out / "run" / "reconstructions.png").stat().st_size > 0
 
 
 @pytest.fixture(scope="module")

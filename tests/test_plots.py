@@ -159,3 +159,10 @@ def test_latent_walk_steps_along_the_first_direction_left_to_right(tmp_path):
     means_of_tiles = tile_means(image, 5, 5, SIDE, pad=0)
     assert np.all(np.diff(means_of_tiles, axis=1) > 0), "PC 1 grows left to right"
     assert np.all(np.diff(means_of_tiles, axis=0) < 0), "PC 2 grows bottom to top"
+
+
+def test_a_confusion_matrix_figure_needs_a_square_matrix(tmp_path):
+    path = plots.confusion_matrix([[5, 1], [0, 6]], tmp_path / "c.png", "two classes")
+    assert path.stat().st_size > 0
+    with pytest.raises(ValueError, match="square"):
+        plots.confusion_matrix([[1, 2, 3]], tmp_path / "bad.png")
