@@ -5,9 +5,9 @@ The SavedModel serves without this package (nor Keras): `tf.saved_model.load(OUT
 - `serving_default(codes)`: float32 codes (n, code size) -> {"images": float32 in [0, 1],
   "images_uint8": uint8}, (n, H, W, C): a DCGAN's generator (its EMA when kept, unless
   `--raw-generator`), a VAE's decoder mean;
-- `sample(count, seed)`: int32 scalars -> the same outputs for `count` codes drawn by
-  `tf.random.stateless_normal` from `seed`, the images `gan_vae_tf.load(RUN_DIR).sample(count,
-  seed)` returns.
+- `sample(count, seed)`: int32 scalars -> the same outputs for `count` codes made from noise
+  drawn by `tf.random.stateless_normal` from `seed` (a VAE's draws of its prior, learned or
+  not), the images `gan_vae_tf.load(RUN_DIR).sample(count, seed)` returns.
 
 A class-conditional run's signatures take the labels too: `serving_default(codes, labels)`
 (int32, one per code) and `sample(count, seed, label)` (every image of class `label`).
@@ -52,8 +52,11 @@ def export(run_dir, out_dir, raw_generator: bool = False) -> Path:
         as_bytes = tf.cast(tf.round(tf.clip_by_value(floats, 0.0, 1.0) * 255.0), tf.uint8)
         return {"images": floats, "images_uint8": as_bytes}
 
+    noise_size = run.kind.noise_size(run.config)
+
     def codes(count, seed):
-        return tf.random.stateless_normal((count, size), seed=tf.stack([seed, 0]))
+        noise = tf.random.stateless_normal((count, noise_size), seed=tf.stack([seed, 0]))
+        return run.kind.codes_from_noise(run.model, noise)
 
     def sample(count, seed):
         return images(codes(count, seed))
@@ -66,6 +69,8 @@ def export(run_dir, out_dir, raw_generator: bool = False) -> Path:
 
     archive = keras.export.ExportArchive()
     archive.track(run.kind.image_network(run.model, generator))  # only what draws the images
+    for layer in run.kind.code_layers(run.model):  # e.g. a VAE's learned prior
+        archive.track(layer)
     if run.classes:
         labels_spec = tf.TensorSpec((None,), tf.int32)
         archive.add_endpoint("serving_default", images, input_signature=[codes_spec, labels_spec])

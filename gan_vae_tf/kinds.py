@@ -103,6 +103,19 @@ class Kind:
         """The size of the codes the model draws images from (noise, or a latent z)."""
         raise NotImplementedError
 
+    def noise_size(self, cfg: Config) -> int:
+        """The size of the standard-normal noise a sample's code is made from."""
+        return self.code_size(cfg)
+
+    def codes_from_noise(self, model, noise):
+        """The codes of samples, from standard-normal noise (n, noise_size): a tensor op."""
+        return noise
+
+    def code_layers(self, model) -> list[keras.layers.Layer]:
+        """The layers `codes_from_noise` needs besides the image network (an export keeps
+        them)."""
+        return []
+
     def image_network(self, model, generator: str | None = None) -> keras.Model:
         """The network that draws images from codes: a DCGAN's generator (`generator`: "ema",
         "raw", or None for the model's default), a VAE's decoder."""
@@ -201,8 +214,9 @@ class VAEKind(Kind):
         return {"vae_optimizer": optimizers.run_adam(cfg.train, total_steps)}
 
     def grid_inputs(self, cfg: Config, dataset: data.Splits, rng) -> dict[str, np.ndarray]:
-        """Prior codes, and eight held-out images to show beside their reconstructions."""
-        grid = _grid_codes(cfg, rng, cfg.vae.latent_dim, self.classes(cfg))
+        """The noise of prior draws ("z": z itself under N(0, I), the name checkpoints keep),
+        and eight held-out images to show beside their reconstructions."""
+        grid = _grid_codes(cfg, rng, self.noise_size(cfg), self.classes(cfg))
         inputs = {"z": grid.pop("codes"), **grid}
         idx = data.sample_indices(len(dataset.test), 8)
         idx = np.arange(len(dataset.test)) if idx is None else idx
@@ -215,7 +229,8 @@ class VAEKind(Kind):
     def draw_grid(self, model: VAE, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Prior samples (decoded means) beside test images over their reconstructions."""
         labels = inputs.get("labels")
-        samples = ops.convert_to_numpy(ops.sigmoid(model.decode(inputs["z"], labels)))
+        z = model.prior_codes(inputs["z"])
+        samples = ops.convert_to_numpy(ops.sigmoid(model.decode(z, labels)))
         recon = ops.convert_to_numpy(model.reconstruct(inputs["batch"], inputs.get("batch_labels")))
         side = len(inputs["z"]) // model.options.classes if labels is not None else None
         return plots.side_by_side(
@@ -237,6 +252,16 @@ class VAEKind(Kind):
 
     def code_size(self, cfg: Config) -> int:
         return cfg.vae.latent_dim
+
+    def noise_size(self, cfg: Config) -> int:
+        """z's size, and a column more that picks a mixture prior's component."""
+        return cfg.vae.latent_dim + (1 if cfg.vae.prior_components else 0)
+
+    def codes_from_noise(self, model: VAE, noise):
+        return model.prior_codes(noise)
+
+    def code_layers(self, model: VAE) -> list[keras.layers.Layer]:
+        return [] if model.prior is None else [model.prior]
 
     def image_network(self, model: VAE, generator: str | None = None) -> keras.Model:
         if generator is not None:

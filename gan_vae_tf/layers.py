@@ -35,6 +35,52 @@ class Reparameterize(keras.layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="gan_vae_tf")
+class MixturePrior(keras.layers.Layer):
+    """A learned prior p(z): a mixture of `components` diagonal Gaussians over `latent_dim`
+    dimensions, its means, log-variances and weight logits trained with the model (the VAE
+    computes log p(z) from them with `losses.mixture_log_prob`).
+
+    `call(noise)` turns standard-normal noise with one column more than z into a draw of
+    p(z): that last column, through the normal CDF, is a uniform number that picks the
+    component by the cumulative weights (inverse-CDF sampling), and the other columns are the
+    chosen Gaussian's standardized draw. A draw is a function of its noise, so the same noise
+    gives the same z in the per-epoch grid, the Python API and an exported SavedModel.
+    Float32 throughout.
+    """
+
+    def __init__(self, components: int, latent_dim: int, seed: int | None = None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.components, self.latent_dim, self.seed = components, latent_dim, seed
+        shape = (components, latent_dim)
+        # Means drawn from N(0, I) spread the components over the standard prior's volume.
+        spread = keras.initializers.RandomNormal(stddev=1.0, seed=seed)
+        self.means = self.add_weight(shape, spread, name="means", dtype="float32")
+        self.logvars = self.add_weight(shape, "zeros", name="logvars", dtype="float32")
+        self.logits = self.add_weight((components,), "zeros", name="logits", dtype="float32")
+
+    def call(self, noise):
+        noise = ops.cast(noise, "float32")
+        eps, pick = noise[:, : self.latent_dim], noise[:, self.latent_dim]
+        uniform = 0.5 * (1.0 + ops.erf(pick / ops.sqrt(2.0)))
+        edges = ops.cumsum(ops.softmax(self.logits))[:-1]
+        component = ops.sum(ops.cast(uniform[:, None] > edges[None, :], "int32"), axis=1)
+        mean = ops.take(self.means, component, axis=0)
+        return mean + ops.exp(0.5 * ops.take(self.logvars, component, axis=0)) * eps
+
+    def compute_output_shape(self, noise_shape):
+        return (noise_shape[0], self.latent_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "components": self.components,
+            "latent_dim": self.latent_dim,
+            "seed": self.seed,
+        }
+
+
 def _check_phase_form(layer: keras.layers.Layer) -> None:
     """The phase form below is derived for stride 2, 'same' padding and kernels of 3 to 6."""
     k = layer.kernel_size

@@ -27,7 +27,7 @@ Progress = Callable[[int, int], None]  # (images done, images in all)
 
 
 def codes(n: int, size: int, seed: int) -> np.ndarray:
-    """n float32 codes of `size` drawn from N(0, I) with a stateless seed."""
+    """n float32 rows of `size` drawn from N(0, I) with a stateless seed."""
     return tf.random.stateless_normal((n, size), seed=(int(seed), 0)).numpy()
 
 
@@ -77,8 +77,10 @@ class TrainedModel:
         return np.resize(asked.astype(np.int32), n)
 
     def codes(self, n: int, seed: int = 0) -> np.ndarray:
-        """The n codes `sample(n, seed)` draws its images from."""
-        return codes(n, self.code_size, seed)
+        """The n codes `sample(n, seed)` draws its images from: a DCGAN's noise, a VAE's
+        draws z ~ p(z), both made from standard-normal noise drawn from `seed`."""
+        noise = codes(n, self.kind.noise_size(self.config), seed)
+        return np.asarray(self.kind.codes_from_noise(self.model, noise))
 
     def decode(
         self,

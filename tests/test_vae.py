@@ -168,43 +168,58 @@ def _mixture_vae(components: int = 3):
     return cfg, kinds.build(cfg)
 
 
-def test_a_mixture_prior_samples_its_components_by_their_weights():
+def test_a_mixture_prior_draws_its_components_by_their_weights_from_normal_noise():
     """Three far-apart components weighted 0.6 / 0.3 / 0.1 with std 0.1: each draw lies near
-    one mean, and the shares follow the weights."""
+    one mean, the shares follow the weights, and the same noise gives the same draws."""
     cfg, model = _mixture_vae(3)
     latent = cfg.vae.latent_dim
+    assert model.noise_size == latent + 1 == kinds.of(cfg).noise_size(cfg)
     centres = np.array([[-10.0], [0.0], [10.0]], "float32") * np.ones((1, latent), "float32")
-    model.prior_means.assign(centres)
-    model.prior_logvars.assign(np.full((3, latent), np.log(0.01), "float32"))
-    model.prior_logits.assign(np.log(np.array([0.6, 0.3, 0.1], "float32")))
-    z = model.prior_sample(20000).numpy()
+    model.prior.means.assign(centres)
+    model.prior.logvars.assign(np.full((3, latent), np.log(0.01), "float32"))
+    model.prior.logits.assign(np.log(np.array([0.6, 0.3, 0.1], "float32")))
+    noise = np.random.default_rng(0).standard_normal((20000, latent + 1)).astype("float32")
+    z = model.prior_codes(noise).numpy()
     nearest = np.argmin(np.abs(z[:, :1] - centres[:, 0][None]), axis=1)
     assert np.max(np.abs(z - centres[nearest])) < 1.0
-    np.testing.assert_allclose(
-        np.bincount(nearest, minlength=3) / 20000, [0.6, 0.3, 0.1], atol=0.015
-    )
+    shares = np.bincount(nearest, minlength=3) / 20000
+    np.testing.assert_allclose(shares, [0.6, 0.3, 0.1], atol=0.015)
+    np.testing.assert_array_equal(model.prior_codes(noise[:5]).numpy(), z[:5])
+    assert model.sample(7).shape == (7, 28, 28, 1)
 
 
 def test_a_mixture_prior_trains_with_the_elbo_and_keeps_elbo_below_iwae(tmp_path):
-    """Its means, variances and weights are weights the ELBO's gradient moves; the KL is the
-    single-sample estimate at the z that was decoded; ELBO <= IWAE <= 0 (Bernoulli); and a
-    .keras file keeps the learned prior."""
+    """Its means, variances and weights are weights the ELBO's gradient moves; ELBO <= IWAE
+    <= 0 (Bernoulli); and a .keras file keeps the learned prior."""
     cfg, model = _mixture_vae(4)
-    assert {id(model.prior_means), id(model.prior_logvars), id(model.prior_logits)} <= {
-        id(v) for v in model.trainable_variables
-    }
-    before = model.prior_means.numpy().copy()
+    prior = {id(v) for v in (model.prior.means, model.prior.logvars, model.prior.logits)}
+    assert prior <= {id(v) for v in model.trainable_variables}
+    before = model.prior.means.numpy().copy()
     x = next(iter(synthetic_batches(cfg, 16)))
     model.train_step(x)
-    assert not np.allclose(model.prior_means.numpy(), before)
+    assert not np.allclose(model.prior.means.numpy(), before)
     log_w = model.log_importance_weights(x, 64).numpy()
     iwae = np.log(np.mean(np.exp(log_w - log_w.max(axis=1, keepdims=True)), axis=1))
     iwae += log_w.max(axis=1)
     assert np.all(log_w.mean(axis=1) <= iwae + 1e-4) and np.all(iwae <= 0.0)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
-    np.testing.assert_array_equal(loaded.prior_means.numpy(), model.prior_means.numpy())
-    np.testing.assert_array_equal(loaded.prior_logits.numpy(), model.prior_logits.numpy())
+    for name in ("means", "logvars", "logits"):
+        np.testing.assert_array_equal(
+            getattr(loaded.prior, name).numpy(), getattr(model.prior, name).numpy()
+        )
+
+
+def test_the_sample_grid_draws_its_fixed_noise_through_the_learned_prior():
+    cfg, model = _mixture_vae(5)
+    kind = kinds.of(cfg)
+    inputs = kind.grid_inputs(cfg, data.synthetic(20), np.random.default_rng(0))
+    assert inputs["z"].shape == (cfg.train.sample_grid**2, cfg.vae.latent_dim + 1)
+    z = model.prior_codes(inputs["z"])
+    first = tf.sigmoid(model.decode(z[:1])).numpy()[0]
+    grid = kind.draw_grid(model, inputs)
+    tile = grid[2 : 2 + 28, 2 : 2 + 28]  # the grid's first image, after its 2-pixel border
+    np.testing.assert_allclose(tile[..., 0] / 255.0, first[..., 0], atol=1 / 255 + 1e-6)
 
 
 def test_the_standard_normal_prior_keeps_its_closed_form_kl():

@@ -10,7 +10,7 @@ from keras import ops
 
 from gan_vae_tf import losses
 from gan_vae_tf.config import VAEConfig
-from gan_vae_tf.layers import Reparameterize
+from gan_vae_tf.layers import MixturePrior, Reparameterize
 from gan_vae_tf.models import conditioning, optimizers
 from gan_vae_tf.models.base import MultiOptimizerModel
 
@@ -33,7 +33,7 @@ class VAE(MultiOptimizerModel):
     evaluated ELBO is always the true one.
 
     With `classes` > 0 it is a CVAE: batches are (images, labels), and the encoder q(z|x, y) and
-    the decoder p(x|z, y) both see the label (`conditioning`); the prior stays N(0, I).
+    the decoder p(x|z, y) both see the label (`conditioning`); the prior p(z) is every class's.
     """
 
     optimizer_names = ("vae_optimizer",)
@@ -60,17 +60,11 @@ class VAE(MultiOptimizerModel):
             self.trackers["obs_sigma"] = keras.metrics.Mean(name="obs_sigma")
         if self.options.kl_warmup:
             self.trackers["kl_weight"] = keras.metrics.Mean(name="kl_weight")
-        if self.options.prior_components:
-            shape = (self.options.prior_components, self.latent_dim)
-            # Means drawn from N(0, I) spread the components over the standard prior's volume.
-            spread = keras.initializers.RandomNormal(stddev=1.0, seed=self.seed)
-            self.prior_means = self.add_weight(shape, spread, name="prior_means", dtype="float32")
-            self.prior_logvars = self.add_weight(
-                shape, "zeros", name="prior_logvars", dtype="float32"
-            )
-            self.prior_logits = self.add_weight(
-                shape[:1], "zeros", name="prior_logits", dtype="float32"
-            )
+        self.prior = (
+            MixturePrior(self.options.prior_components, self.latent_dim, self.seed, name="prior")
+            if self.options.prior_components
+            else None
+        )
         self.built = True
 
     @property
@@ -118,31 +112,34 @@ class VAE(MultiOptimizerModel):
         mean, logvar = self.encode(x, labels, training)
         return self.decode(self.reparameterize(mean, logvar), labels, training)
 
+    @property
+    def noise_size(self) -> int:
+        """The width of the standard-normal noise a prior draw is made from: z's, and one
+        more column that picks a mixture prior's component."""
+        return self.latent_dim + (1 if self.prior is not None else 0)
+
+    def prior_codes(self, noise):
+        """Draws z ~ p(z) as a function of standard-normal noise (n, noise_size), float32."""
+        noise = ops.cast(noise, "float32")
+        return noise if self.prior is None else self.prior(noise)
+
     def log_prior(self, z):
         """log p(z) per row, float32."""
-        if not self.options.prior_components:
+        if self.prior is None:
             return losses.normal_log_prob(z, ops.zeros_like(z), ops.zeros_like(z))
-        return losses.mixture_log_prob(z, self.prior_means, self.prior_logvars, self.prior_logits)
+        p = self.prior
+        return losses.mixture_log_prob(z, p.means, p.logvars, p.logits)
 
     def kl(self, z, mean, logvar):
         """KL(q(z|x) || p(z)) per image: in closed form for N(0, I), else estimated at z."""
-        if not self.options.prior_components:
+        if self.prior is None:
             return losses.kl_to_standard_normal(mean, logvar)
         return losses.normal_log_prob(z, mean, logvar) - self.log_prior(z)
-
-    def prior_sample(self, n: int):
-        """n draws z ~ p(z), float32."""
-        z = keras.random.normal((n, self.latent_dim), seed=self.prior_seed)
-        if not self.options.prior_components:
-            return z
-        component = keras.random.categorical(self.prior_logits[None], n, seed=self.prior_seed)[0]
-        mean = ops.take(self.prior_means, component, axis=0)
-        return mean + ops.exp(0.5 * ops.take(self.prior_logvars, component, axis=0)) * z
 
     def sample(self, n: int, labels=None):
         """Mean images of decoded prior samples z ~ p(z); a CVAE's for `labels` (uniform over
         the classes when None)."""
-        z = self.prior_sample(n)
+        z = self.prior_codes(keras.random.normal((n, self.noise_size), seed=self.prior_seed))
         if self.options.classes and labels is None:
             labels = keras.random.randint((n,), 0, self.options.classes, seed=self.prior_seed)
         return ops.sigmoid(self.decode(z, labels))
