@@ -143,6 +143,11 @@ class Config:
     def image_shape(self) -> tuple[int, int, int]:
         return (self.data.image_size, self.data.image_size, self.data.channels)
 
+    @property
+    def classes(self) -> int:
+        """How many classes the model draws for (0: unconditional)."""
+        return getattr(self, self.model).classes
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

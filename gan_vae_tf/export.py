@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gan_vae_tf import console, errors, rundir
+from gan_vae_tf.config import Config
 from gan_vae_tf.errors import UserError
 
 
@@ -137,7 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_tf2onnx()  # before the SavedModel, so a retry does not meet its folder
         console.setup()
         out = export(args.run_dir, args.out_dir, args.raw_generator)
-        print(f"wrote {out}: signatures serving_default(codes) and sample(count, seed)")
+        signatures = (
+            "serving_default(codes, labels) and sample(count, seed, label)"
+            if Config.from_json(rundir.RunDir(args.run_dir).config).classes
+            else "serving_default(codes) and sample(count, seed)"
+        )
+        print(f"wrote {out}: signatures {signatures}")
         if args.onnx:
             print(f"wrote {to_onnx(out, args.onnx)}: inputs codes, outputs images, images_uint8")
     except errors.REPORTED as e:

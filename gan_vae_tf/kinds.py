@@ -49,7 +49,7 @@ class Kind:
 
     def classes(self, cfg: Config) -> int:
         """How many labels a class-conditional model draws for (0: unconditional)."""
-        return self.options(cfg).classes
+        return cfg.classes
 
     def labels(self, cfg: Config, labels: np.ndarray | None, split: str) -> np.ndarray | None:
         """The labels a conditional model trains or is measured on (None for an unconditional

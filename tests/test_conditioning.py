@@ -229,11 +229,15 @@ def test_a_label_for_an_unconditional_run_or_a_cvae_reconstruction_without_one_i
 
 
 @pytest.mark.slow
-def test_the_exported_conditional_sampler_takes_labels(conditional_runs, tmp_path):
+def test_the_exported_conditional_sampler_takes_labels(conditional_runs, tmp_path, capsys):
     import gan_vae_tf
     from gan_vae_tf import export
 
-    out = export.export(conditional_runs["cgan-mnist"], tmp_path / "saved")
+    out = tmp_path / "saved"
+    assert export.main([str(conditional_runs["cgan-mnist"]), str(out)]) == 0
+    assert (
+        "serving_default(codes, labels) and sample(count, seed, label)" in capsys.readouterr().out
+    )
     served = tf.saved_model.load(str(out))
     run = gan_vae_tf.load(conditional_runs["cgan-mnist"])
     z = run.codes(3, seed=2)

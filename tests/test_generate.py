@@ -190,13 +190,29 @@ def test_the_readme_python_example_runs(runs, tmp_path):
     assert "vae-mnist (16, 28, 28, 1) uint8" in printed.stdout
 
 
-def test_a_run_folder_copied_elsewhere_still_loads(runs, tmp_path):
+@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
+def test_a_run_folder_moved_elsewhere_still_loads(runs, tmp_path, preset):
+    """Copied, then the copy moved and its first place deleted: nothing inside names a path."""
     import shutil
 
-    copy = Path(shutil.copytree(runs["gan-mnist"], tmp_path / "moved"))
-    before = gan_vae_tf.load(runs["gan-mnist"]).sample(4, seed=1)
-    np.testing.assert_array_equal(gan_vae_tf.load(copy).sample(4, seed=1), before)
-    assert str(runs["gan-mnist"]) not in (copy / "model.keras").read_bytes().decode("latin-1")
+    first = Path(shutil.copytree(runs[preset], tmp_path / "a" / "run"))
+    before = gan_vae_tf.load(first).sample(4, seed=1)
+    moved = Path(shutil.move(first, tmp_path / "b" / "elsewhere"))
+    shutil.rmtree(tmp_path / "a")
+    np.testing.assert_array_equal(gan_vae_tf.load(moved).sample(4, seed=1), before)
+
+
+def test_generate_without_a_run_takes_the_newest_finished_one(runs, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    older = Path(shutil.copytree(runs["vae-mnist"], "experiments/runs/vae-mnist-older"))
+    newer = Path(shutil.copytree(runs["gan-mnist"], "experiments/runs/gan-mnist-newer"))
+    os.utime(older / "model.keras", (1, 1))
+    code, printed, _ = _generate("--num", 4, "--seed", 2, "--out", "x.npy")
+    assert code == 0 and "gan-mnist-newer" in printed
+    np.testing.assert_array_equal(np.load("x.npy"), gan_vae_tf.load(newer).sample(4, seed=2))
 
 
 @pytest.mark.slow
