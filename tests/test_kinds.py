@@ -35,10 +35,14 @@ def test_the_per_epoch_gan_grid_is_sample_grid_tiles_on_a_side():
     assert kind.draw_grid(kinds.build(cfg), inputs).shape == (3 * 30 + 2, 3 * 30 + 2, 1)
 
 
-def test_the_per_epoch_vae_grid_decodes_sample_grid_squared_prior_codes():
-    cfg = tiny_config("vae-mnist", sample_grid=3)
+@pytest.mark.parametrize("components, extra", [(0, 0), (200, 1)])
+def test_the_per_epoch_vae_grid_decodes_sample_grid_squared_prior_draws(components, extra):
+    """Its fixed noise is z under N(0, I), and one column wider under a mixture prior."""
+    cfg = config.override(
+        tiny_config("vae-mnist", sample_grid=3), [f"vae.prior_components={components}"]
+    )
     inputs = kinds.of(cfg).grid_inputs(cfg, data.synthetic(40), np.random.default_rng(0))
-    assert inputs["z"].shape == (9, cfg.vae.latent_dim)
+    assert inputs["z"].shape == (9, cfg.vae.latent_dim + extra)
 
 
 def test_the_default_digit_grid_is_large_enough_for_every_class_and_the_reports_keep_4x4():
