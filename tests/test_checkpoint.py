@@ -141,7 +141,7 @@ def _checkpoint_tensors(run) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
+@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist", "cgan-mnist", "cvae-mnist"])
 def test_a_run_stopped_mid_epoch_and_resumed_equals_an_uninterrupted_run_bit_for_bit(
     tmp_path, mnist_dir, preset, monkeypatch, capsys
 ):

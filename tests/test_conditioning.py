@@ -69,6 +69,41 @@ def test_the_conditional_discriminator_loss_on_a_hand_checked_case():
     assert float(logs["d_real"]) == pytest.approx(np.mean(1 / (1 + np.exp(-logit))), rel=1e-5)
 
 
+def test_the_cvae_elbo_on_a_hand_checked_case():
+    """The encoder sees only the label planes: mean_j = 784 w[y, j], log-variance -30 (so z
+    is the mean); the decoder only the label's code: every pixel's logit is beta[y]. Then
+    ELBO = sum over pixels of x log s(beta_y) + (1 - x) log(1 - s(beta_y)) - KL(N(m, e^-30) ||
+    N(0, I)), whatever the image."""
+    cfg = config.override(_conditional("vae-mnist"), ["vae.prior_components=0"])
+    encoder = keras.Sequential(
+        [keras.Input((28, 28, 4)), keras.layers.Flatten(), keras.layers.Dense(4)]
+    )
+    w = np.array([[0.001, -0.002], [0.0, 0.003], [-0.001, 0.0]], "float32")
+    kernel = np.zeros((28, 28, 4, 4), "float32")
+    kernel[:, :, 1:, :2] = w
+    encoder.layers[-1].kernel.assign(kernel.reshape(-1, 4))
+    encoder.layers[-1].bias.assign([0.0, 0.0, -30.0, -30.0])
+    decoder = keras.Sequential(
+        [keras.Input((5,)), keras.layers.Dense(784), keras.layers.Reshape((28, 28, 1))]
+    )
+    beta = np.array([-1.0, 0.5, 2.0], "float32")
+    weights = np.zeros((5, 784), "float32")
+    weights[2:] = beta[:, None]
+    decoder.layers[0].kernel.assign(weights)
+    decoder.layers[0].bias.assign(np.zeros(784, "float32"))
+    model = models.VAE(encoder, decoder, options=cfg.vae, seed=0)
+    x = (np.random.default_rng(1).random((3, 28, 28, 1)) > 0.6).astype("float32")
+    labels = np.array([2, 0, 1])
+    elbo, _, _ = model.elbo_terms(x, tf.constant(labels))
+    for i, y in enumerate(labels):
+        ones = x[i].sum()
+        sig = 1 / (1 + np.exp(-beta[y]))
+        log_px = ones * np.log(sig) + (784 - ones) * np.log(1 - sig)
+        mean = 784 * w[y]
+        kl = 0.5 * np.sum(np.exp(-30.0) + mean**2 - 1 + 30.0)
+        assert float(elbo[i]) == pytest.approx(log_px - kl, rel=1e-4)
+
+
 def test_a_cvae_elbo_depends_on_the_label_it_is_given():
     cfg = _conditional("vae-mnist")
     model = kinds.build(cfg)
