@@ -59,6 +59,7 @@ class MixturePrior(keras.layers.Layer):
         self.means = self.add_weight(shape, spread, name="means", dtype="float32")
         self.logvars = self.add_weight(shape, "zeros", name="logvars", dtype="float32")
         self.logits = self.add_weight((components,), "zeros", name="logits", dtype="float32")
+        self.built = True  # its weights exist now; an export must not wait for a first call
 
     def call(self, noise):
         noise = ops.cast(noise, "float32")
