@@ -280,17 +280,20 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
         for a in arms:
             if key not in a["points"][-1]:
                 continue  # e.g. class accuracy, for an unconditional arm
+            # An untrained model's ELBO is thousands of nats below the rest: it would flatten
+            # every curve, so that panel starts at the first trained point.
+            points = [p for p in a["points"] if key != "test_elbo" or p["steps"] > 0]
             (line,) = ax.plot(
-                [p["train_seconds"] / 60 for p in a["points"]],
-                [p[key] for p in a["points"]],
+                [p["train_seconds"] / 60 for p in points],
+                [p[key] for p in points],
                 marker="o",
                 ms=3,
                 label=a["arm"],
             )
             if f"raw_{key}" in a["points"][-1]:
                 ax.plot(
-                    [p["train_seconds"] / 60 for p in a["points"]],
-                    [p[f"raw_{key}"] for p in a["points"]],
+                    [p["train_seconds"] / 60 for p in points],
+                    [p[f"raw_{key}"] for p in points],
                     ls="--",
                     color=line.get_color(),
                     lw=1,

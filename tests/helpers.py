@@ -72,6 +72,7 @@ TINY_VAE64 = [
     "vae.decoder_base_width=16",
     "vae.decoder_widths=16,8,8,8,8",
     "vae.latent_dim=8",
+    "train.steps_per_epoch=none",
 ]
 TINY = {
     "gan-mnist": TINY_GAN,
