@@ -202,9 +202,15 @@ def baseline_value(arm: dict, key: str, minutes: float) -> float:
     return (after or arm["points"][-1:])[0][key]
 
 
+def _first_probe(arm: dict) -> float | None:
+    """Training seconds of the arm's first probe after its untrained one."""
+    return next((p["train_seconds"] for p in arm["points"] if p["train_seconds"] > 0), None)
+
+
 def thresholds_table(suite: str, arms: list[dict], floor: dict) -> tuple[list, str]:
     """Minutes each arm took to reach each threshold, and the first arm's time over the last's:
-    a lower bound ("> ") when the first arm never got there, counted as its whole budget."""
+    a lower bound when the first arm never got there (">", counted as its whole budget) or the
+    last got there by its first probe, which bounds its time from above ("<=" and ">=")."""
     rows, lines = [], []
     names = [a["arm"] for a in arms]
     lines += [
@@ -227,15 +233,20 @@ def thresholds_table(suite: str, arms: list[dict], floor: dict) -> tuple[list, s
                 else f"{key} {op} {times_floor:g}x floor ({target:.3g})"
             )
         times = [reached(a["points"], key, op, target) for a in arms]
+        # Met at an arm's first probe after the start: it got there somewhere before that probe.
+        early = [t is not None and t == _first_probe(a) for t, a in zip(times, arms, strict=True)]
         cells = [
-            f"{t / 60:.1f}" if t is not None else f"> {a['budget_minutes']:g} (not reached)"
-            for t, a in zip(times, arms, strict=True)
+            ("<= " if e else "") + f"{t / 60:.1f}"
+            if t is not None
+            else f"> {a['budget_minutes']:g} (not reached)"
+            for t, e, a in zip(times, early, arms, strict=True)
         ]
-        ratio = None
+        ratio, lower_bound = None, times[0] is None or early[-1]
         if len(arms) > 1 and times[-1] is not None:
             first = times[0] if times[0] is not None else arms[0]["budget_minutes"] * 60
             ratio = first / max(times[-1], 1e-9)
-            cells.append(("" if times[0] is not None else "> ") + f"{ratio:.1f}x")
+            bound = "> " if times[0] is None else ">= " if lower_bound else ""
+            cells.append(bound + f"{ratio:.1f}x")
         elif len(arms) > 1:
             cells.append("n/a")
         rows.append(
@@ -243,7 +254,7 @@ def thresholds_table(suite: str, arms: list[dict], floor: dict) -> tuple[list, s
                 "threshold": label,
                 "seconds": times,
                 "ratio": ratio,
-                "ratio_is_lower_bound": times[0] is None,
+                "ratio_is_lower_bound": lower_bound,
             }
         )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
