@@ -339,18 +339,21 @@ DEFAULT_PRESETS: dict[str, Config] = {
 }
 
 
-def _conditional(name: str, preset: str, classes: int = 10) -> Config:
-    """`preset`'s recipe with the label shown to its networks (`gan.classes`/`vae.classes`)."""
+def _conditional(name: str, preset: str, classes: int = 10, **changes) -> Config:
+    """`preset`'s recipe with the label shown to its networks (`gan.classes`/`vae.classes`),
+    and `changes` to that model's section."""
     cfg = DEFAULT_PRESETS[preset]
-    section = replace(getattr(cfg, cfg.model), classes=classes)
+    section = replace(getattr(cfg, cfg.model), classes=classes, **changes)
     return replace(cfg, preset=name, **{cfg.model: section})
 
 
 # Class-conditional versions of the digit defaults: "draw a 7". The default recipes with the
-# label as a one-hot input; not yet searched on their own.
+# label as a one-hot input. The CVAE keeps N(0, I): under vae-mnist's learned prior, shared by
+# every class, 87% of its samples were the digit asked for, under N(0, I) 94%, with a better
+# FID and classifier score, for 1.6 nats of test ELBO (experiments/RESULTS.md).
 CONDITIONAL_PRESETS: dict[str, Config] = {
     "cgan-mnist": _conditional("cgan-mnist", "gan-mnist"),
-    "cvae-mnist": _conditional("cvae-mnist", "vae-mnist"),
+    "cvae-mnist": _conditional("cvae-mnist", "vae-mnist", prior_components=0),
 }
 
 PRESETS: dict[str, Config] = {**DEFAULT_PRESETS, **CONDITIONAL_PRESETS, **REPORT_PRESETS}
