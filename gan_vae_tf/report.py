@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gan_vae_tf import console, errors, rundir
-from gan_vae_tf.config import DEFAULT_PRESETS, Config
+from gan_vae_tf.config import CONDITIONAL_PRESETS, DEFAULT_PRESETS, Config
 from gan_vae_tf.errors import UserError
 from gan_vae_tf.quality import fidelity_text, kid_text
 
@@ -242,9 +242,11 @@ def write(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path
         md += [f"## {dataset}", ""]
         body.append(f"<h2>{html.escape(dataset)}</h2>")
         defaults = [r for r in group if r.config["preset"] in DEFAULT_PRESETS]
-        others = [r for r in group if r not in defaults]
+        conditional = [r for r in group if r.config["preset"] in CONDITIONAL_PRESETS]
+        others = [r for r in group if r not in defaults and r not in conditional]
         for heading, runs_of_kind in (
             ("The default recipes: GAN and VAE on one scale", defaults),
+            ("The class-conditional recipes: asked for a digit", conditional),
             ("The reports' settings and other runs (reproduction)", others),
         ):
             if runs_of_kind:

@@ -179,6 +179,7 @@ def test_a_conditional_run_draws_a_row_per_class_and_is_scored_by_the_digit_aske
     assert report.main([str(run), "--out", str(out)]) == 0
     tables = (out / "tables.md").read_text()
     assert "| class asked for (classifier) |" in tables and "lowest" in tables
+    assert "### The class-conditional recipes" in tables and "reproduction" not in tables
     assert (out / "run" / "class_confusion.png").stat().st_size > 0
     if preset == "cvae-mnist":
         assert (out / "run" / "latent_walk_pc1_pc2_class0.png").stat().st_size > 0
