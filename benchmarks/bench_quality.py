@@ -233,16 +233,20 @@ def thresholds_table(suite: str, arms: list[dict], floor: dict) -> tuple[list, s
                 else f"{key} {op} {times_floor:g}x floor ({target:.3g})"
             )
         times = [reached(a["points"], key, op, target) for a in arms]
+        # An arm that does not measure `key` (an unconditional model's class accuracy) has no time.
+        measured = [any(key in p for p in a["points"]) for a in arms]
         # Met at an arm's first probe after the start: it got there somewhere before that probe.
         early = [t is not None and t == _first_probe(a) for t, a in zip(times, arms, strict=True)]
         cells = [
-            ("<= " if e else "") + f"{t / 60:.1f}"
+            "n/a (not measured)"
+            if not m
+            else ("<= " if e else "") + f"{t / 60:.1f}"
             if t is not None
             else f"> {a['budget_minutes']:g} (not reached)"
-            for t, e, a in zip(times, early, arms, strict=True)
+            for t, e, m, a in zip(times, early, measured, arms, strict=True)
         ]
         ratio, lower_bound = None, times[0] is None or early[-1]
-        if len(arms) > 1 and times[-1] is not None:
+        if len(arms) > 1 and times[-1] is not None and measured[0]:
             first = times[0] if times[0] is not None else arms[0]["budget_minutes"] * 60
             ratio = first / max(times[-1], 1e-9)
             bound = "> " if times[0] is None else ">= " if lower_bound else ""
@@ -288,7 +292,7 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
     fig = Figure(figsize=(5.2 * len(keys), height))
     axes = fig.subplots(1, len(keys), squeeze=False)
     for ax, (key, log) in zip(axes[0], keys, strict=True):
-        for a in arms:
+        for i, a in enumerate(arms):
             if key not in a["points"][-1]:
                 continue  # e.g. class accuracy, for an unconditional arm
             # An untrained model's ELBO is thousands of nats below the rest: it would flatten
@@ -299,6 +303,7 @@ def curves(suite: str, arms: list[dict], floor: dict, path: Path, title: str) ->
                 [p[key] for p in points],
                 marker="o",
                 ms=3,
+                color=f"C{i}",  # an arm keeps its colour in a panel that skips another
                 label=a["arm"],
             )
             if f"raw_{key}" in a["points"][-1]:

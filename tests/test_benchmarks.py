@@ -344,7 +344,7 @@ def test_vae_suite_results_are_written_with_an_elbo_panel_and_no_elbo_floor(tmp_
 
 def test_the_cgan_suite_times_class_accuracy_for_the_conditional_arm_only(tmp_path):
     """The unconditional default has no class to be asked for: its accuracy cells say so,
-    its curve is left out, and its time to an accuracy threshold is 'not reached'."""
+    its curve is left out, and it has no time to an accuracy threshold, nor a ratio."""
     from PIL import Image
 
     from benchmarks.bench_quality import write_results
@@ -394,6 +394,8 @@ def test_the_cgan_suite_times_class_accuracy_for_the_conditional_arm_only(tmp_pa
     result = write_results(header, arms, tmp_path, "quality-cgan-mnist")
     rows = {r["threshold"]: r for r in result["thresholds"]}
     assert rows["accuracy >= 0.97"]["seconds"] == [None, 120.5]
+    assert rows["accuracy >= 0.97"]["ratio"] is None
+    assert "| accuracy >= 0.97 | n/a (not measured) | 2.0 | n/a |" in result["thresholds_markdown"]
     assert rows["lowest_class_accuracy >= 0.9"]["seconds"] == [None, 60.5]
     assert rows["classifier_score >= 8.5"]["seconds"] == [120.5, 120.5]
     md = (tmp_path / "quality-cgan-mnist.md").read_text()
