@@ -207,6 +207,16 @@ def _first_probe(arm: dict) -> float | None:
     return next((p["train_seconds"] for p in arm["points"] if p["train_seconds"] > 0), None)
 
 
+def _minutes_cell(seconds: float | None, early: bool, measured: bool, arm: dict) -> str:
+    """One arm's time to a threshold; an arm that does not measure the metric (an
+    unconditional model's class accuracy) has none."""
+    if not measured:
+        return "n/a (not measured)"
+    if seconds is None:
+        return f"> {arm['budget_minutes']:g} (not reached)"
+    return ("<= " if early else "") + f"{seconds / 60:.1f}"
+
+
 def thresholds_table(suite: str, arms: list[dict], floor: dict) -> tuple[list, str]:
     """Minutes each arm took to reach each threshold, and the first arm's time over the last's:
     a lower bound when the first arm never got there (">", counted as its whole budget) or the
@@ -233,18 +243,10 @@ def thresholds_table(suite: str, arms: list[dict], floor: dict) -> tuple[list, s
                 else f"{key} {op} {times_floor:g}x floor ({target:.3g})"
             )
         times = [reached(a["points"], key, op, target) for a in arms]
-        # An arm that does not measure `key` (an unconditional model's class accuracy) has no time.
-        measured = [any(key in p for p in a["points"]) for a in arms]
         # Met at an arm's first probe after the start: it got there somewhere before that probe.
         early = [t is not None and t == _first_probe(a) for t, a in zip(times, arms, strict=True)]
-        cells = [
-            "n/a (not measured)"
-            if not m
-            else ("<= " if e else "") + f"{t / 60:.1f}"
-            if t is not None
-            else f"> {a['budget_minutes']:g} (not reached)"
-            for t, e, m, a in zip(times, early, measured, arms, strict=True)
-        ]
+        measured = [any(key in p for p in a["points"]) for a in arms]
+        cells = [_minutes_cell(*cell) for cell in zip(times, early, measured, arms, strict=True)]
         ratio, lower_bound = None, times[0] is None or early[-1]
         if len(arms) > 1 and times[-1] is not None and measured[0]:
             first = times[0] if times[0] is not None else arms[0]["budget_minutes"] * 60

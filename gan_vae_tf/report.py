@@ -228,6 +228,20 @@ def _md_to_html_table(md: str) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+# The tables of a dataset, in order: a run goes to the first whose presets name it; None
+# takes the rest.
+TABLES = (
+    ("The default recipes: GAN and VAE on one scale", DEFAULT_PRESETS),
+    ("The class-conditional recipes: asked for a digit", CONDITIONAL_PRESETS),
+    ("The reports' settings and other runs (reproduction)", None),
+)
+
+
+def _table_of(preset: str) -> str:
+    """The heading of the table a run of `preset` goes to."""
+    return next(heading for heading, names in TABLES if names is None or preset in names)
+
+
 def write(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
     """Tables, figures and report.html for the runs into `out`; returns the HTML page."""
     runs = [read_run(d) for d in run_dirs]
@@ -241,14 +255,8 @@ def write(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path
     for dataset, group in by_dataset.items():
         md += [f"## {dataset}", ""]
         body.append(f"<h2>{html.escape(dataset)}</h2>")
-        defaults = [r for r in group if r.config["preset"] in DEFAULT_PRESETS]
-        conditional = [r for r in group if r.config["preset"] in CONDITIONAL_PRESETS]
-        others = [r for r in group if r not in defaults and r not in conditional]
-        for heading, runs_of_kind in (
-            ("The default recipes: GAN and VAE on one scale", defaults),
-            ("The class-conditional recipes: asked for a digit", conditional),
-            ("The reports' settings and other runs (reproduction)", others),
-        ):
+        for heading, _ in TABLES:
+            runs_of_kind = [r for r in group if _table_of(r.config["preset"]) == heading]
             if runs_of_kind:
                 table = comparison_table(runs_of_kind)
                 md += [f"### {heading}", "", table, ""]
