@@ -11,7 +11,7 @@ seconds with the project's own metrics:
   - faces (anime, vae-anime): SWD x 1e3 on Laplacian-pyramid patches against held-out faces,
     beside its floor;
   - and for the VAE suites the test ELBO, on a fixed seeded subset of the held-out images;
-  - for a class-conditional arm (suite cgan-mnist), how often the digit classifier sees the
+  - for a class-conditional arm (suites cgan-mnist, cgan-labels, cvae-labels), how often the digit classifier sees the
     class each sample was asked for (the classes in turn), overall and for the weakest class.
 Scoring time is charged to neither side; start-up (building, tracing) is. The headline is the
 ratio of the two recipes' minutes to reach each threshold, measured in the same run; a VAE's
@@ -46,6 +46,19 @@ SUITES = {
     "vae-mnist": {**DIGITS, "arms": ("vae-mnist-report", "vae-mnist"), "elbo": True},
     "vae-anime": {**FACES, "arms": ("vae-anime-report", "vae-anime"), "elbo": True},
     "cgan-mnist": {**DIGITS, "arms": ("gan-mnist", "cgan-mnist"), "conditional": True},
+    # How the image-reading network takes the label (config.LABEL_INPUTS), each default against
+    # its alternative.
+    "cgan-labels": {
+        **DIGITS,
+        "arms": ("cgan-mnist:gan.disc_label=planes", "cgan-mnist:gan.disc_label=projection"),
+        "conditional": True,
+    },
+    "cvae-labels": {
+        **DIGITS,
+        "arms": ("cvae-mnist:vae.encoder_label=planes", "cvae-mnist:vae.encoder_label=features"),
+        "conditional": True,
+        "elbo": True,
+    },
 }
 # The metrics each scoring records, and whether lower is better.
 METRICS = {
@@ -80,7 +93,14 @@ THRESHOLDS = {
         ("accuracy", ">=", 0.97, None),
         ("lowest_class_accuracy", ">=", 0.90, None),
     ],
+    "cvae-labels": [
+        ("test_elbo", ">=", BASELINE, None),
+        ("accuracy", ">=", 0.95, None),
+        ("classifier_score", ">=", 8.5, None),
+        ("fid", "<=", None, 5.0),
+    ],
 }
+THRESHOLDS["cgan-labels"] = THRESHOLDS["cgan-mnist"]
 ELBO_IMAGES = 1000  # held-out images the test ELBO of a VAE suite is measured on
 
 
@@ -99,10 +119,16 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: f
     from gan_vae_tf import data, evaluation, kinds, plots
 
     spec = SUITES[suite]
-    elbo_images = data.sample(dataset.test, ELBO_IMAGES) if spec.get("elbo") else None
     preset, sets = parse_arm(arm)
     cfg = arm_config(arm, args.seed)
     kind = kinds.of(cfg)
+    elbo_images = elbo_labels = None
+    if spec.get("elbo"):  # a CVAE's ELBO is conditioned on each image's own label
+        idx = data.sample_indices(len(dataset.test), ELBO_IMAGES)
+        idx = np.arange(len(dataset.test)) if idx is None else idx
+        elbo_images = dataset.test[idx]
+        test_labels = kind.labels(cfg, dataset.test_labels, "test")
+        elbo_labels = None if test_labels is None else test_labels[idx]
     model, policy, why = build_arm(cfg, args.precision)
     safe = arm.replace(":", "_").replace("=", "-").replace(",", "_").replace("/", "-")
     folder = grids / safe
@@ -120,7 +146,7 @@ def run_arm(arm: str, suite: str, dataset, scorer, args, grids: Path, minutes: f
         )
         point = scorer(evaluation.samples(m, args.num, requested), requested)
         if elbo_images is not None:
-            elbo = evaluation.elbo(m, elbo_images, kind.pixels(cfg))
+            elbo = evaluation.elbo(m, elbo_images, kind.pixels(cfg), elbo_labels)
             point["test_elbo"] = elbo["elbo_nats"]
         if getattr(m, "generator_ema", None) is not None:  # the raw generator of the same run
             raw = evaluation.samples(m, args.num, generator="raw")

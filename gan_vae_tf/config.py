@@ -20,6 +20,8 @@ MODEL_SECTIONS = ("gan", "vae")  # a config's `model` names the section that siz
 DATASETS = ("mnist", "fashion_mnist", "anime")
 LABELLED_DATASETS = ("mnist", "fashion_mnist")  # the image folders (anime) have no labels
 LIKELIHOODS = ("bernoulli", "gaussian")
+# How the network that reads images (D, the encoder) takes a conditional model's label.
+LABEL_INPUTS = {"gan": ("planes", "projection"), "vae": ("planes", "features")}
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class GANConfig:
     fused_batchnorm: bool = False
     sample_with_ema: bool = True  # PNGs, evaluate and report sample the EMA generator when kept
     classes: int = 0  # > 0: class-conditional, G and D see a one-hot label (labelled data only)
+    disc_label: str = "planes"  # how D takes the label: one-hot planes, or "projection"
 
     def check_images(self, data: DataConfig) -> None:
         """What a DCGAN of these sizes asks of the run's images."""
@@ -96,6 +99,7 @@ class VAEConfig:
     # ELBO (its KL then a single-sample estimate); 0: the standard normal N(0, I).
     prior_components: int = 0
     classes: int = 0  # > 0: a CVAE conditioned on a one-hot label (labelled data only)
+    encoder_label: str = "planes"  # how the encoder takes it: one-hot planes, or "features"
 
     def check_images(self, data: DataConfig) -> None:
         """What a VAE of these sizes and likelihood asks of the run's images."""
@@ -494,6 +498,13 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"model must be one of {', '.join(MODEL_SECTIONS)}, got {cfg.model!r}")
     section = getattr(cfg, cfg.model)
     section.check_images(d)
+    for model, key, value in (
+        ("gan", "disc_label", g.disc_label),
+        ("vae", "encoder_label", v.encoder_label),
+    ):
+        if value not in LABEL_INPUTS[model]:
+            allowed = ", ".join(LABEL_INPUTS[model])
+            raise UserError(f"{model}.{key} must be one of {allowed}, got {value!r}")
     if section.classes < 0:
         raise UserError(f"{cfg.model}.classes must be >= 0, got {section.classes}")
     if section.classes and d.dataset not in LABELLED_DATASETS:

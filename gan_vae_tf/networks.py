@@ -60,12 +60,13 @@ def generator(cfg: Config, policy: str = "float32") -> keras.Sequential:
     return keras.Sequential(stack, name="generator")
 
 
-def discriminator(cfg: Config, policy: str = "float32") -> keras.Sequential:
+def discriminator(cfg: Config, policy: str = "float32") -> keras.Model:
     """Image -> stride-2 Conv2D stack -> one float32 logit.
 
     DCGAN-64's final 4x4 valid convolution over a 4x4 map equals this Flatten + Dense(1). A
     class-conditional discriminator sees the label as `gan.classes` more channels, one-hot
-    planes after the image's own (the model puts them there).
+    planes after the image's own, or with `gan.disc_label="projection"` as a second input
+    projected onto its features (`_projection`).
     """
     g = cfg.gan
 
@@ -77,7 +78,9 @@ def discriminator(cfg: Config, policy: str = "float32") -> keras.Sequential:
         )
 
     size, _, channels = cfg.image_shape
-    stack: list = [keras.Input((size, size, channels + g.classes))]
+    projection = g.classes and g.disc_label == "projection"
+    planes = 0 if projection else g.classes
+    stack: list = [keras.Input((size, size, channels + planes))]
     for i, width in enumerate(g.disc_widths):
         first = own_layers.PixelUnshuffleConv2D if g.pixel_shuffle and i == 0 else layers.Conv2D
         stack.append(
@@ -97,8 +100,31 @@ def discriminator(cfg: Config, policy: str = "float32") -> keras.Sequential:
         stack.append(layers.LeakyReLU(negative_slope=g.leaky_slope, dtype=policy))
         if g.disc_dropout:
             stack.append(layers.Dropout(g.disc_dropout, dtype=policy))
-    stack += [layers.Flatten(dtype=policy), weighted(layers.Dense(1, dtype="float32"))]
-    return keras.Sequential(stack, name="discriminator")
+    stack.append(layers.Flatten(dtype=policy))
+    head = weighted(layers.Dense(1, dtype="float32"))
+    if projection:
+        return _projection(stack, head, g.classes, weighted)
+    return keras.Sequential([*stack, head], name="discriminator")
+
+
+def _projection(stack: list, head: layers.Layer, classes: int, weighted) -> keras.Model:
+    """The projection discriminator (Miyato & Koyama, 2018): logit = head(f) + <e_y, f>, with f
+    the image's features and e_y a learned embedding of its label. The class enters once, as
+    an inner product, instead of as planes that every convolution pays for."""
+    image, one_hot = stack[0], keras.Input((classes,), name="label")
+    features = _through(stack[1:], image)
+    embedding = weighted(
+        layers.Dense(features.shape[-1], use_bias=False, dtype="float32", name="label_embedding")
+    )(one_hot)
+    match = layers.Dot(axes=1, dtype="float32")([embedding, features])
+    logit = layers.Add(dtype="float32")([head(features), match])
+    return keras.Model([image, one_hot], logit, name="discriminator")
+
+
+def _through(stack: list, x):
+    for layer in stack:
+        x = layer(x)
+    return x
 
 
 def _vae_block(conv, width: int, v, policy: str) -> list:
@@ -110,15 +136,24 @@ def _vae_block(conv, width: int, v, policy: str) -> list:
     return [*block, _activation(v.activation, 0.2, policy)]
 
 
-def encoder(cfg: Config, policy: str = "float32") -> keras.Sequential:
+def encoder(cfg: Config, policy: str = "float32") -> keras.Model:
     """Image -> stride-2 Conv2D stack -> [mean, logvar] of q(z|x), float32, concatenated. A
-    CVAE's encoder sees the label as `vae.classes` one-hot planes after the image's channels."""
+    CVAE's encoder sees the label as `vae.classes` one-hot planes after the image's channels,
+    or with `vae.encoder_label="features"` as a second input joined to the flattened features
+    that the last layer reads."""
     v, (size, _, channels) = cfg.vae, cfg.image_shape
-    stack: list = [keras.Input((size, size, channels + v.classes))]
+    late = v.classes and v.encoder_label == "features"
+    stack: list = [keras.Input((size, size, channels + (0 if late else v.classes)))]
     for width in v.encoder_widths:
         stack += _vae_block(layers.Conv2D, width, v, policy)
-    stack += [layers.Flatten(dtype=policy), layers.Dense(2 * v.latent_dim, dtype="float32")]
-    return keras.Sequential(stack, name="encoder")
+    stack.append(layers.Flatten(dtype=policy))
+    head = layers.Dense(2 * v.latent_dim, dtype="float32")
+    if not late:
+        return keras.Sequential([*stack, head], name="encoder")
+    image, one_hot = stack[0], keras.Input((v.classes,), name="label")
+    features = _through(stack[1:], image)
+    joined = layers.Concatenate(dtype=policy)([features, one_hot])
+    return keras.Model([image, one_hot], head(joined), name="encoder")
 
 
 def decoder(cfg: Config, policy: str = "float32") -> keras.Sequential:

@@ -14,10 +14,19 @@ from gan_vae_tf.models import conditioning
 from helpers import pipeline, tiny_config
 
 
-def _conditional(preset: str, classes: int = 3):
+def _conditional(preset: str, classes: int = 3, **changes):
     cfg = tiny_config(preset)
     section = preset.split("-")[0]
-    return replace(cfg, **{section: replace(getattr(cfg, section), classes=classes)})
+    return replace(cfg, **{section: replace(getattr(cfg, section), classes=classes, **changes)})
+
+
+# Every way an image network can take the label: (preset, change to its section).
+LABEL_INPUTS = [
+    ("gan-mnist", {}),
+    ("gan-mnist", {"disc_label": "projection"}),
+    ("vae-mnist", {}),
+    ("vae-mnist", {"encoder_label": "features"}),
+]
 
 
 def test_a_label_is_a_one_hot_code_after_the_codes_and_one_hot_planes_after_the_channels():
@@ -112,9 +121,11 @@ def test_a_cvae_elbo_depends_on_the_label_it_is_given():
     assert not np.allclose(elbos[0], elbos[1])
 
 
-@pytest.mark.parametrize("preset", ["gan-mnist", "vae-mnist"])
-def test_a_conditional_model_trains_on_labelled_batches_and_keeps_its_keras_file(tmp_path, preset):
-    cfg = _conditional(preset)
+@pytest.mark.parametrize(("preset", "changes"), LABEL_INPUTS)
+def test_a_conditional_model_trains_on_labelled_batches_and_keeps_its_keras_file(
+    tmp_path, preset, changes
+):
+    cfg = _conditional(preset, **changes)
     model = kinds.build(cfg)
     ds = data.synthetic(40)
     batches = pipeline(ds.train, cfg, training=True, labels=ds.train_labels % 3)
@@ -130,6 +141,48 @@ def test_a_conditional_model_trains_on_labelled_batches_and_keeps_its_keras_file
         else (lambda m: m.decode(z, tf.constant([0, 2])))
     )
     np.testing.assert_allclose(draw(loaded).numpy(), draw(model).numpy(), rtol=1e-5, atol=1e-6)
+    x = kinds.of(cfg).pixels(cfg).scale(ds.test[:2])
+    read = (
+        (lambda m: m.discriminate(x, tf.constant([1, 2])))
+        if preset.startswith("gan")
+        else (lambda m: m.encode(x, tf.constant([1, 2]))[0])
+    )
+    np.testing.assert_allclose(read(loaded).numpy(), read(model).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_projection_discriminator_adds_the_labels_embedding_dotted_with_the_features():
+    """logit(x, y) = head(f(x)) + <e_y, f(x)>: two labels differ by <e_a - e_b, f(x)>, and
+    the image enters without label planes."""
+    cfg = _conditional("gan-mnist", disc_label="projection")
+    model = kinds.build(cfg)
+    net = model.discriminator
+    assert net.inputs[0].shape[-1] == 1  # the image's own channel only
+    embedding = net.get_layer("label_embedding")
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal(embedding.kernel.shape).astype("float32")
+    embedding.kernel.assign(table)
+    flatten = next(layer for layer in net.layers if isinstance(layer, keras.layers.Flatten))
+    features = keras.Model(net.inputs[0], flatten.output)
+    x = tf.random.uniform((4, 28, 28, 1), -1.0, 1.0)
+    f = features(x).numpy()
+    a, b = model.discriminate(x, tf.fill((4,), 0)), model.discriminate(x, tf.fill((4,), 2))
+    expected = f @ (table[0] - table[2])
+    np.testing.assert_allclose((a - b).numpy()[:, 0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_an_encoder_that_reads_the_label_after_its_features_shifts_by_the_labels_weights():
+    """With the label joined to the flattened features, the encoder's outputs for two labels
+    differ by the last layer's weights of those labels, whatever the image."""
+    cfg = _conditional("vae-mnist", encoder_label="features")
+    model = kinds.build(cfg)
+    assert model.encoder.inputs[0].shape[-1] == 1
+    head = model.encoder.layers[-1]
+    x = kinds.of(cfg).pixels(cfg).scale(data.synthetic(8).train[:4])
+    shift = [np.concatenate(model.encode(x, tf.fill((4,), y)), axis=-1) for y in (0, 1)]
+    weights = head.kernel.numpy()[-3:]  # the one-hot's rows, after the features'
+    np.testing.assert_allclose(
+        shift[1] - shift[0], np.broadcast_to(weights[1] - weights[0], shift[0].shape), atol=1e-5
+    )
 
 
 def test_a_conditional_model_without_labels_is_refused_and_samples_draw_them():
@@ -146,6 +199,10 @@ def test_a_conditional_model_on_unlabelled_images_is_a_one_line_error():
         config.override(cfg, ["gan.classes=10"])
     with pytest.raises(UserError, match="vae.classes must be >= 0"):
         config.override(config.preset("vae-mnist"), ["vae.classes=-1"])
+    with pytest.raises(UserError, match="gan.disc_label must be one of planes, projection"):
+        config.override(config.preset("cgan-mnist"), ["gan.disc_label=embedding"])
+    with pytest.raises(UserError, match="vae.encoder_label must be one of planes, features"):
+        config.override(config.preset("cvae-mnist"), ["vae.encoder_label=late"])
 
 
 @pytest.mark.parametrize("preset", ["cgan-mnist", "cvae-mnist"])

@@ -80,3 +80,18 @@ def test_half_precision_networks_end_in_float32(preset):
         assert net.layers[0].compute_dtype == "bfloat16"
         assert net.layers[-1].compute_dtype == "float32"
         assert all(v.dtype == "float32" for v in net.weights)
+
+
+@pytest.mark.parametrize(
+    ("preset", "change"), [("cgan-mnist", "gan.disc_label"), ("cvae-mnist", "vae.encoder_label")]
+)
+def test_every_way_to_read_the_label_keeps_float32_outputs_under_half_precision(preset, change):
+    for value in config_lib.LABEL_INPUTS[change.split(".")[0]]:
+        cfg = config_lib.override(tiny_config(preset), [f"{change}={value}"])
+        build = networks.discriminator if cfg.model == "gan" else networks.encoder
+        net = build(cfg, "mixed_bfloat16")
+        images = np.zeros((2, *net.inputs[0].shape[1:]), "float32")
+        inputs = images if len(net.inputs) == 1 else [images, np.eye(10, dtype="float32")[:2]]
+        assert len(net.inputs) == (1 if value == "planes" else 2)
+        assert net(inputs).dtype == "float32"
+        assert all(v.dtype == "float32" for v in net.weights)

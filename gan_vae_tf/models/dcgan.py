@@ -122,8 +122,10 @@ class DCGAN(MultiOptimizerModel):
 
     def discriminate(self, images, labels=None, training: bool = False):
         """The discriminator's float32 logits for images (and, when conditional, labels)."""
-        planes = conditioning.with_label_planes(images, labels, self.options.classes)
-        return self.discriminator(planes, training=training)
+        shown = conditioning.image_net_input(
+            images, labels, self.options.classes, self.options.disc_label
+        )
+        return self.discriminator(shown, training=training)
 
     def call(self, noise, labels=None, training: bool = False):
         return self.generate(noise, labels, training, self.generator_for())

@@ -97,8 +97,10 @@ class VAE(MultiOptimizerModel):
     def encode(self, x, labels=None, training: bool = False):
         """(mean, log-variance) of q(z|x) (of q(z|x, y) with labels), float32."""
         self._needs(labels)
-        planes = conditioning.with_label_planes(x, labels, self.options.classes)
-        stats = ops.cast(self.encoder(planes, training=training), "float32")
+        shown = conditioning.image_net_input(
+            x, labels, self.options.classes, self.options.encoder_label
+        )
+        stats = ops.cast(self.encoder(shown, training=training), "float32")
         mean, logvar = ops.split(stats, 2, axis=-1)
         return mean, logvar
 
