@@ -122,8 +122,9 @@ def load_font(size: int = 14) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def _shape_text(shape: Any) -> str:
+    """ "28x28x1" for one tensor's shape, "28x28x1 + 10" for several (an image and a label)."""
     if isinstance(shape, list):
-        shape = shape[0]
+        return " + ".join(_shape_text(s) for s in shape)
     if not shape:
         return "?"
     return "x".join("?" if d is None else str(d) for d in shape[1:])

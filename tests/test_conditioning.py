@@ -168,6 +168,8 @@ def test_a_projection_discriminator_adds_the_labels_embedding_dotted_with_the_fe
     a, b = model.discriminate(x, tf.fill((4,), 0)), model.discriminate(x, tf.fill((4,), 2))
     expected = f @ (table[0] - table[2])
     np.testing.assert_allclose((a - b).numpy()[:, 0], expected, rtol=1e-4, atol=1e-4)
+    from_arrays = model.discriminate(x.numpy(), np.zeros(4, "int32"))  # arrays, as a grid's
+    np.testing.assert_allclose(from_arrays.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_an_encoder_that_reads_the_label_after_its_features_shifts_by_the_labels_weights():
@@ -183,6 +185,8 @@ def test_an_encoder_that_reads_the_label_after_its_features_shifts_by_the_labels
     np.testing.assert_allclose(
         shift[1] - shift[0], np.broadcast_to(weights[1] - weights[0], shift[0].shape), atol=1e-5
     )
+    recon = model.reconstruct(np.asarray(x), np.array([0, 1, 2, 0]))  # arrays, as a grid's
+    assert recon.shape == x.shape
 
 
 def test_a_conditional_model_without_labels_is_refused_and_samples_draw_them():

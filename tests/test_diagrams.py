@@ -24,9 +24,14 @@ def assert_readable_png(path, max_width=2000):
     assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 2, "more than a blank canvas"
 
 
-def sample_input(model: keras.Model) -> np.ndarray:
+def sample_input(model: keras.Model) -> np.ndarray | list[np.ndarray]:
+    """Two random inputs for the network; a network that also takes a label gets one-hot ones."""
+    rng = np.random.default_rng(0)
     shape = (2, *model.inputs[0].shape[1:])
-    return np.random.default_rng(0).standard_normal(shape).astype("float32")
+    x = rng.standard_normal(shape).astype("float32")
+    if len(model.inputs) == 1:
+        return x
+    return [x, np.eye(model.inputs[1].shape[-1], dtype="float32")[[1, 3]]]
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -77,7 +78,8 @@ def test_half_precision_networks_end_in_float32(preset):
     )
     for build in builders:
         net = build(cfg, "mixed_bfloat16")
-        assert net.layers[0].compute_dtype == "bfloat16"
+        hidden = [layer for layer in net.layers if not isinstance(layer, keras.layers.InputLayer)]
+        assert hidden[0].compute_dtype == "bfloat16"
         assert net.layers[-1].compute_dtype == "float32"
         assert all(v.dtype == "float32" for v in net.weights)
 

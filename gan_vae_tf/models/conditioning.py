@@ -41,4 +41,5 @@ def image_net_input(images, labels, classes: int, label_input: str):
         return images
     if label_input == PLANES:
         return with_label_planes(images, labels, classes)
+    images = ops.convert_to_tensor(images)  # a network's inputs: all tensors or all arrays
     return [images, ops.one_hot(labels, classes, dtype=images.dtype)]
