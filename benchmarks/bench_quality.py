@@ -11,7 +11,7 @@ seconds with the project's own metrics:
   - faces (anime, vae-anime): SWD x 1e3 on Laplacian-pyramid patches against held-out faces,
     beside its floor;
   - and for the VAE suites the test ELBO, on a fixed seeded subset of the held-out images;
-  - for a class-conditional arm (suites cgan-mnist, cgan-labels, cvae-labels), how often the digit classifier sees the
+  - for a class-conditional arm (the suites cgan-*, cvae-*), how often the digit classifier sees the
     class each sample was asked for (the classes in turn), overall and for the weakest class.
 Scoring time is charged to neither side; start-up (building, tracing) is. The headline is the
 ratio of the two recipes' minutes to reach each threshold, measured in the same run; a VAE's
@@ -46,6 +46,18 @@ SUITES = {
     "vae-mnist": {**DIGITS, "arms": ("vae-mnist-report", "vae-mnist"), "elbo": True},
     "vae-anime": {**FACES, "arms": ("vae-anime-report", "vae-anime"), "elbo": True},
     "cgan-mnist": {**DIGITS, "arms": ("gan-mnist", "cgan-mnist"), "conditional": True},
+    # The CVAE's path from vae-mnist's recipe with a label (learned prior, latent 16) to its
+    # default (N(0, I), latent 8).
+    "cvae-mnist": {
+        **DIGITS,
+        "arms": (
+            "cvae-mnist:vae.prior_components=200,vae.latent_dim=16",
+            "cvae-mnist:vae.latent_dim=16",
+            "cvae-mnist",
+        ),
+        "conditional": True,
+        "elbo": True,
+    },
     # How the image-reading network takes the label (config.LABEL_INPUTS), each default against
     # its alternative.
     "cgan-labels": {
@@ -101,6 +113,7 @@ THRESHOLDS = {
     ],
 }
 THRESHOLDS["cgan-labels"] = THRESHOLDS["cgan-mnist"]
+THRESHOLDS["cvae-mnist"] = THRESHOLDS["cvae-labels"]
 ELBO_IMAGES = 1000  # held-out images the test ELBO of a VAE suite is measured on
 
 

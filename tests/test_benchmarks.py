@@ -402,3 +402,14 @@ def test_the_cgan_suite_times_class_accuracy_for_the_conditional_arm_only(tmp_pa
     assert "| accuracy | lowest_class_accuracy |" in md and "| — | — |" in md
     with Image.open(tmp_path / "quality-cgan-mnist.png") as curves:
         assert curves.width == 3 * 520  # classifier score, FID, class accuracy
+
+
+def test_every_quality_suite_has_thresholds_and_arms_that_build_their_configs():
+    from benchmarks.bench_quality import SUITES, THRESHOLDS, metric_keys
+
+    for suite, spec in SUITES.items():
+        keys = {k for k, _ in metric_keys(suite)}
+        assert {key for key, *_ in THRESHOLDS[suite]} <= keys, suite
+        # A bad preset or --set key raises here; a suite scores class accuracy if an arm has it.
+        conditional = [bool(arm_config(arm, seed=0).classes) for arm in spec["arms"]]
+        assert any(conditional) == bool(spec.get("conditional")), suite
