@@ -77,13 +77,10 @@ def discriminator(cfg: Config, policy: str = "float32") -> keras.Model:
             layers.SpectralNormalization(layer, dtype="float32") if g.disc_spectral_norm else layer
         )
 
-    size, _, channels = cfg.image_shape
-    projection = g.classes and g.disc_label == "projection"
-    planes = 0 if projection else g.classes
-    stack: list = [keras.Input((size, size, channels + planes))]
+    body: list = []
     for i, width in enumerate(g.disc_widths):
         first = own_layers.PixelUnshuffleConv2D if g.pixel_shuffle and i == 0 else layers.Conv2D
-        stack.append(
+        body.append(
             weighted(
                 first(
                     width,
@@ -96,35 +93,51 @@ def discriminator(cfg: Config, policy: str = "float32") -> keras.Model:
             )
         )
         if g.disc_batchnorm and i > 0:
-            stack.append(_batchnorm(g, policy))
-        stack.append(layers.LeakyReLU(negative_slope=g.leaky_slope, dtype=policy))
+            body.append(_batchnorm(g, policy))
+        body.append(layers.LeakyReLU(negative_slope=g.leaky_slope, dtype=policy))
         if g.disc_dropout:
-            stack.append(layers.Dropout(g.disc_dropout, dtype=policy))
-    stack.append(layers.Flatten(dtype=policy))
+            body.append(layers.Dropout(g.disc_dropout, dtype=policy))
+    body.append(layers.Flatten(dtype=policy))
     head = weighted(layers.Dense(1, dtype="float32"))
-    if projection:
-        return _projection(stack, head, g.classes, weighted)
-    return keras.Sequential([*stack, head], name="discriminator")
+    label = (g.classes, g.disc_label)
+    return _image_reader("discriminator", cfg, body, head, label, _projection(weighted))
 
 
-def _projection(stack: list, head: layers.Layer, classes: int, weighted) -> keras.Model:
-    """The projection discriminator (Miyato & Koyama, 2018): logit = head(f) + <e_y, f>, with f
-    the image's features and e_y a learned embedding of its label. The class enters once, as
-    an inner product, instead of as planes that every convolution pays for."""
-    image, one_hot = stack[0], keras.Input((classes,), name="label")
-    features = _through(stack[1:], image)
-    embedding = weighted(
-        layers.Dense(features.shape[-1], use_bias=False, dtype="float32", name="label_embedding")
-    )(one_hot)
-    match = layers.Dot(axes=1, dtype="float32")([embedding, features])
-    logit = layers.Add(dtype="float32")([head(features), match])
-    return keras.Model([image, one_hot], logit, name="discriminator")
+def _projection(weighted):
+    """The projection discriminator's join (Miyato & Koyama, 2018): logit = head(f) + <e_y, f>,
+    with f the image's features and e_y a learned embedding of its label."""
+
+    def join(features, one_hot, head):
+        embedding = weighted(
+            layers.Dense(
+                features.shape[-1], use_bias=False, dtype="float32", name="label_embedding"
+            )
+        )(one_hot)
+        match = layers.Dot(axes=1, dtype="float32")([embedding, features])
+        return layers.Add(dtype="float32")([head(features), match])
+
+    return join
 
 
-def _through(stack: list, x):
-    for layer in stack:
-        x = layer(x)
-    return x
+def _image_reader(
+    name: str, cfg: Config, body: list, head: layers.Layer, label: tuple[int, str], join
+) -> keras.Model:
+    """A network that reads images: `body` (the convolutions, then Flatten), then `head`.
+    `label` is (classes, how the label is taken). Unconditional, or shown the label as planes
+    (`classes` more input channels), it is a Sequential. Otherwise it takes [image, one-hot
+    label] and returns `join(features, one_hot, head)`: the label met once, after the
+    convolutions, which then cost what an unconditional network's do."""
+    size, _, channels = cfg.image_shape
+    classes, label_input = label
+    late = classes and label_input != "planes"
+    image = keras.Input((size, size, channels + (0 if late else classes)))
+    if not late:
+        return keras.Sequential([image, *body, head], name=name)
+    one_hot = keras.Input((classes,), name="label")
+    features = image
+    for layer in body:
+        features = layer(features)
+    return keras.Model([image, one_hot], join(features, one_hot, head), name=name)
 
 
 def _vae_block(conv, width: int, v, policy: str) -> list:
@@ -141,19 +154,17 @@ def encoder(cfg: Config, policy: str = "float32") -> keras.Model:
     CVAE's encoder sees the label as `vae.classes` one-hot planes after the image's channels,
     or with `vae.encoder_label="features"` as a second input joined to the flattened features
     that the last layer reads."""
-    v, (size, _, channels) = cfg.vae, cfg.image_shape
-    late = v.classes and v.encoder_label == "features"
-    stack: list = [keras.Input((size, size, channels + (0 if late else v.classes)))]
+    v = cfg.vae
+    body: list = []
     for width in v.encoder_widths:
-        stack += _vae_block(layers.Conv2D, width, v, policy)
-    stack.append(layers.Flatten(dtype=policy))
+        body += _vae_block(layers.Conv2D, width, v, policy)
+    body.append(layers.Flatten(dtype=policy))
+
+    def read_label(features, one_hot, head):
+        return head(layers.Concatenate(dtype=policy)([features, one_hot]))
+
     head = layers.Dense(2 * v.latent_dim, dtype="float32")
-    if not late:
-        return keras.Sequential([*stack, head], name="encoder")
-    image, one_hot = stack[0], keras.Input((v.classes,), name="label")
-    features = _through(stack[1:], image)
-    joined = layers.Concatenate(dtype=policy)([features, one_hot])
-    return keras.Model([image, one_hot], head(joined), name="encoder")
+    return _image_reader("encoder", cfg, body, head, (v.classes, v.encoder_label), read_label)
 
 
 def decoder(cfg: Config, policy: str = "float32") -> keras.Sequential:
