@@ -20,8 +20,14 @@ MODEL_SECTIONS = ("gan", "vae")  # a config's `model` names the section that siz
 DATASETS = ("mnist", "fashion_mnist", "anime")
 LABELLED_DATASETS = ("mnist", "fashion_mnist")  # the image folders (anime) have no labels
 LIKELIHOODS = ("bernoulli", "gaussian")
-# How the network that reads images (D, the encoder) takes a conditional model's label.
-LABEL_INPUTS = {"gan": ("planes", "projection"), "vae": ("planes", "features")}
+# How the network that reads images (D, the encoder) takes a conditional model's label: the
+# option, and its values. PLANES: one-hot planes after the image's channels; the others: a
+# second input, met after the convolutions.
+PLANES = "planes"
+LABEL_INPUTS = {
+    "gan.disc_label": (PLANES, "projection"),
+    "vae.encoder_label": (PLANES, "features"),
+}
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ class GANConfig:
     fused_batchnorm: bool = False
     sample_with_ema: bool = True  # PNGs, evaluate and report sample the EMA generator when kept
     classes: int = 0  # > 0: class-conditional, G and D see a one-hot label (labelled data only)
-    disc_label: str = "planes"  # how D takes the label: one-hot planes, or "projection"
+    disc_label: str = PLANES  # how D takes the label: one-hot planes, or "projection"
 
     def check_images(self, data: DataConfig) -> None:
         """What a DCGAN of these sizes asks of the run's images."""
@@ -99,7 +105,7 @@ class VAEConfig:
     # ELBO (its KL then a single-sample estimate); 0: the standard normal N(0, I).
     prior_components: int = 0
     classes: int = 0  # > 0: a CVAE conditioned on a one-hot label (labelled data only)
-    encoder_label: str = "planes"  # how the encoder takes it: one-hot planes, or "features"
+    encoder_label: str = PLANES  # how the encoder takes it: one-hot planes, or "features"
 
     def check_images(self, data: DataConfig) -> None:
         """What a VAE of these sizes and likelihood asks of the run's images."""
@@ -355,8 +361,8 @@ def _conditional(name: str, preset: str, classes: int = 10, **changes) -> Config
 # label as a one-hot input to the generator and decoder. The GAN's discriminator takes it by
 # projection: side by side with one-hot planes it ran 4-9% more steps a minute and drew the
 # digit asked for more often at every minute (98.6% against 97.7% at 6 minutes,
-# experiments/bench/quality-cgan-labels.md). The CVAE keeps N(0, I) and a latent of 8: z then has less room for
-# the class, and the decoder takes it from the label. Of its samples 87% were the digit asked
+# experiments/bench/quality-cgan-labels.md). The CVAE keeps N(0, I) and a latent of 8: z then
+# has less room for the class, and the decoder takes it from the label. Of its samples 87% were the digit asked
 # for under vae-mnist's learned prior (shared by every class), 94% under N(0, I) at latent 16,
 # 98% at latent 8, which costs 6.7 nats of test ELBO (experiments/RESULTS.md).
 CONDITIONAL_PRESETS: dict[str, Config] = {
@@ -501,13 +507,11 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"model must be one of {', '.join(MODEL_SECTIONS)}, got {cfg.model!r}")
     section = getattr(cfg, cfg.model)
     section.check_images(d)
-    for model, key, value in (
-        ("gan", "disc_label", g.disc_label),
-        ("vae", "encoder_label", v.encoder_label),
-    ):
-        if value not in LABEL_INPUTS[model]:
-            allowed = ", ".join(LABEL_INPUTS[model])
-            raise UserError(f"{model}.{key} must be one of {allowed}, got {value!r}")
+    for option, allowed in LABEL_INPUTS.items():
+        model, key = option.split(".")
+        value = getattr(getattr(cfg, model), key)
+        if value not in allowed:
+            raise UserError(f"{option} must be one of {', '.join(allowed)}, got {value!r}")
     if section.classes < 0:
         raise UserError(f"{cfg.model}.classes must be >= 0, got {section.classes}")
     if section.classes and d.dataset not in LABELLED_DATASETS:

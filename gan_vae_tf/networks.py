@@ -13,7 +13,7 @@ import keras
 from keras import layers
 
 from gan_vae_tf import layers as own_layers
-from gan_vae_tf.config import Config, GANConfig
+from gan_vae_tf.config import PLANES, Config, GANConfig
 
 
 def _activation(name: str, slope: float, policy: str) -> layers.Layer:
@@ -129,7 +129,7 @@ def _image_reader(
     convolutions, which then cost what an unconditional network's do."""
     size, _, channels = cfg.image_shape
     classes, label_input = label
-    late = classes and label_input != "planes"
+    late = classes and label_input != PLANES
     image = keras.Input((size, size, channels + (0 if late else classes)))
     if not late:
         return keras.Sequential([image, *body, head], name=name)

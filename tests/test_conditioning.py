@@ -22,10 +22,9 @@ def _conditional(preset: str, classes: int = 3, **changes):
 
 # Every way an image network can take the label: (preset, change to its section).
 LABEL_INPUTS = [
-    ("gan-mnist", {}),
-    ("gan-mnist", {"disc_label": "projection"}),
-    ("vae-mnist", {}),
-    ("vae-mnist", {"encoder_label": "features"}),
+    (f"{option.split('.')[0]}-mnist", {option.split(".")[1]: value})
+    for option, values in config.LABEL_INPUTS.items()
+    for value in values
 ]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from keras import ops
 
-PLANES = "planes"
+from gan_vae_tf.config import PLANES
 
 
 def with_label_code(codes, labels, classes: int):
